@@ -292,11 +292,12 @@ pub fn apply_state_changes<S: StateReader + ?Sized>(
         };
         let mut storage_root = base_root;
         if let Some(storage) = storage {
-            let slots: Vec<(B256, U256)> = storage
+            let mut slots: Vec<(B256, U256)> = storage
                 .storage
                 .iter()
                 .map(|(k, v)| (B256::from(*k), *v))
                 .collect();
+            slots.sort_unstable();
             storage_root = apply_changes(
                 &mut overlay,
                 base_root,
@@ -336,6 +337,9 @@ pub fn apply_state_changes<S: StateReader + ?Sized>(
         .map(|(hash, code)| (hash, code.original_bytes()))
         .filter(|(_, code)| !code.is_empty())
         .collect();
+    out.bytecodes.sort_unstable();
+    // Sorted writes make batches deterministic and MDBX inserts sequential.
     out.trie_nodes = overlay.into_nodes().collect();
+    out.trie_nodes.sort_unstable_by_key(|(hash, _)| *hash);
     Ok((state_root, out))
 }

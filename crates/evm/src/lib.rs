@@ -5,12 +5,14 @@
 //! [`BlockError`] and leaves the store untouched; a reverted transaction is a status-0
 //! receipt, not an error.
 
+mod build;
 mod db;
 mod error;
 mod execute;
 mod rules;
 mod validate;
 
+pub use build::{BlockTemplate, build_block};
 pub use db::{DbError, StateDb};
 pub use error::BlockError;
 pub use execute::{ExecutionOutput, apply_state_changes, block_env, execute_transactions, tx_env};
@@ -87,6 +89,7 @@ pub fn genesis_state(
     }
     let state_root = apply_changes(&mut overlay, healthchain_trie::EMPTY_ROOT, account_updates)?;
     state.trie_nodes = overlay.into_nodes().collect();
+    state.trie_nodes.sort_unstable_by_key(|(hash, _)| *hash);
     Ok((state_root, state))
 }
 

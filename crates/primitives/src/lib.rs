@@ -3,6 +3,9 @@
 //!
 //! Pure crate. Later issues add the IBFT 2.0 extraData codec here.
 
+mod rlp;
+
+pub use rlp::RlpItem;
 pub use alloy_consensus::{Header, TrieAccount as Account, TxEnvelope as Transaction};
 use alloy_primitives::{Address, B256};
 
