@@ -1,1 +1,168 @@
-//! placeholder
+//! The `healthchain` command line: argument parsing and the commands behind it.
+//!
+//! Sits at the top of the stack: it picks the MDBX store and wires the chain spec and
+//! executor together. Nothing depends on it.
+
+mod chain;
+mod commands;
+
+pub use chain::{Chain, DataDir};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// HealthChain: an IBFT 2.0 private chain client for hospital consortia.
+#[derive(Debug, Parser)]
+#[command(name = "healthchain", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log more (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+}
+
+impl Cli {
+    /// The log level asked for on the command line.
+    pub fn verbosity(&self) -> u8 {
+        self.verbose
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write the genesis block of GENESIS into a new data directory.
+    Init {
+        /// Besu- or geth-format genesis.json.
+        #[arg(long)]
+        genesis: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Import concatenated RLP blocks, validating and executing each.
+    Import {
+        /// File of concatenated RLP-encoded blocks.
+        file: PathBuf,
+        /// Log a line every N imported blocks.
+        #[arg(long, default_value_t = 1000)]
+        log_every: u64,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Export canonical blocks as concatenated RLP.
+    Export {
+        /// Output file.
+        file: PathBuf,
+        /// First block to export.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Last block to export (the head when absent).
+        #[arg(long)]
+        to: Option<u64>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Write a test chain: a genesis of public development keys and valid blocks of
+    /// transfers or record writes (for demos, benchmarks and crash tests).
+    Testchain {
+        /// Output directory (gets genesis.json and blocks.rlp).
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of blocks.
+        #[arg(long, default_value_t = 100)]
+        blocks: u64,
+        /// Transactions per block.
+        #[arg(long, default_value_t = 50)]
+        txs: u64,
+        /// Distinct sending accounts.
+        #[arg(long, default_value_t = 64)]
+        senders: u64,
+        /// What the transactions do.
+        #[arg(long, value_enum, default_value_t = WorkloadArg::Records)]
+        workload: WorkloadArg,
+    },
+    /// Database maintenance.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Entries and bytes per table, and the head block.
+    Stats {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// Where the database lives and how it syncs.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Data directory (created by `init`).
+    #[arg(long)]
+    pub datadir: PathBuf,
+    /// Commit durability: `durable` fsyncs every block; `safe-no-sync` survives process
+    /// crashes but may lose the last blocks on power loss (see docs/database.md).
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Durable)]
+    pub durability: DurabilityArg,
+}
+
+/// Command-line spelling of the test-chain workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WorkloadArg {
+    /// Value transfers.
+    Transfers,
+    /// Record writes: 4 storage slots and a log each.
+    Records,
+}
+
+/// Command-line spelling of the durability modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// fsync on every commit.
+    Durable,
+    /// MDBX SafeNoSync.
+    SafeNoSync,
+}
+
+/// Installs the tracing subscriber (logs go to stderr).
+pub fn init_tracing(verbosity: u8) {
+    let default = match verbosity {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        // Colour only on a terminal: logs piped to files or other programs stay plain.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init { genesis, db } => commands::init(&genesis, &db),
+        Command::Import {
+            file,
+            log_every,
+            db,
+        } => commands::import(&file, log_every, &db),
+        Command::Export { file, from, to, db } => commands::export(&file, from, to, &db),
+        Command::Db {
+            command: DbCommand::Stats { db },
+        } => commands::db_stats(&db),
+        Command::Testchain {
+            out,
+            blocks,
+            txs,
+            senders,
+            workload,
+        } => commands::testchain(&out, blocks, txs, senders, workload),
+    }
+}

@@ -2,7 +2,7 @@
 
 use alloy_consensus::EMPTY_OMMER_ROOT_HASH;
 use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{Address, B256, B64, Bytes, U256};
+use alloy_primitives::{Address, B64, B256, Bytes, U256};
 use healthchain_chainspec::{ChainConfig, Hardfork};
 use healthchain_primitives::{BlockBody, Header, Transaction};
 use healthchain_storage_api::{BlockBatch, BlockReader, StateReader};
@@ -36,8 +36,16 @@ pub fn build_block<S: StateReader + BlockReader + ?Sized>(
     senders: Vec<Address>,
 ) -> Result<BlockBatch, BlockError> {
     let head = store.head()?;
-    let (_, parent_hash) = head.ok_or(BlockError::UnknownParent { parent: B256::ZERO, head })?;
-    let parent = store.header(parent_hash)?.ok_or(BlockError::UnknownParent { parent: parent_hash, head })?;
+    let (_, parent_hash) = head.ok_or(BlockError::UnknownParent {
+        parent: B256::ZERO,
+        head,
+    })?;
+    let parent = store
+        .header(parent_hash)?
+        .ok_or(BlockError::UnknownParent {
+            parent: parent_hash,
+            head,
+        })?;
     let number = parent.number + 1;
     let rules = BlockRules::new(config, number, template.timestamp);
     let cancun = rules.is_active(Hardfork::Cancun);
@@ -74,8 +82,9 @@ pub fn build_block<S: StateReader + BlockReader + ?Sized>(
     header.gas_used = output.gas_used;
     header.blob_gas_used = cancun.then_some(output.blob_gas_used);
     header.logs_bloom = output.logs_bloom();
-    header.receipts_root =
-        healthchain_trie::ordered_trie_root(output.receipts.iter().map(Encodable2718::encoded_2718));
+    header.receipts_root = healthchain_trie::ordered_trie_root(
+        output.receipts.iter().map(Encodable2718::encoded_2718),
+    );
     header.transactions_root =
         healthchain_trie::ordered_trie_root(transactions.iter().map(Encodable2718::encoded_2718));
     let (state_root, state) = apply_state_changes(store, parent.state_root, output.changes)?;
@@ -84,7 +93,11 @@ pub fn build_block<S: StateReader + BlockReader + ?Sized>(
     Ok(BlockBatch {
         header,
         hash,
-        body: BlockBody { transactions, ommers: Vec::new(), withdrawals },
+        body: BlockBody {
+            transactions,
+            ommers: Vec::new(),
+            withdrawals,
+        },
         senders,
         receipts: output.receipts,
         state,

@@ -134,19 +134,20 @@ pub fn execute_transactions<S: StateReader + BlockReader + ?Sized>(
             .build_mainnet();
 
         // EIP-4788: store the parent beacon block root before any transaction.
-        if rules.is_active(Hardfork::Cancun) && header.number > 0 {
-            if let Some(root) = header.parent_beacon_block_root {
-                let has_code = evm
-                    .ctx
-                    .journaled_state
-                    .database
-                    .basic(BEACON_ROOTS_ADDRESS)
-                    .map_err(storage_error)?
-                    .is_some_and(|info| !info.is_empty_code_hash());
-                if has_code {
-                    evm.system_call_commit(BEACON_ROOTS_ADDRESS, root.0.into())
-                        .map_err(|e| evm_error(0, B256::ZERO, e))?;
-                }
+        if let Some(root) = header
+            .parent_beacon_block_root
+            .filter(|_| rules.is_active(Hardfork::Cancun) && header.number > 0)
+        {
+            let has_code = evm
+                .ctx
+                .journaled_state
+                .database
+                .basic(BEACON_ROOTS_ADDRESS)
+                .map_err(storage_error)?
+                .is_some_and(|info| !info.is_empty_code_hash());
+            if has_code {
+                evm.system_call_commit(BEACON_ROOTS_ADDRESS, root.0.into())
+                    .map_err(|e| evm_error(0, B256::ZERO, e))?;
             }
         }
 

@@ -11,18 +11,35 @@ fn replay(workload: Workload) {
     let producer = MemoryStore::default();
     let batches = generate_chain(&producer, 8, 5, 20, workload);
     let follower = MemoryStore::default();
-    follower.commit_block(genesis_batch(&genesis(8)).unwrap()).unwrap();
+    follower
+        .commit_block(genesis_batch(&genesis(8)).unwrap())
+        .unwrap();
     for batch in &batches {
-        let block = Block { header: batch.header.clone(), body: batch.body.clone() };
+        let block = Block {
+            header: batch.header.clone(),
+            body: batch.body.clone(),
+        };
         let imported = execute_block(&config(), &follower, block).unwrap();
         let n = batch.header.number;
         assert_eq!(imported.header, batch.header, "block {n}: header");
         assert_eq!(imported.receipts, batch.receipts, "block {n}: receipts");
         assert_eq!(imported.senders, batch.senders, "block {n}: senders");
-        assert_eq!(imported.state.accounts, batch.state.accounts, "block {n}: accounts");
-        assert_eq!(imported.state.storage, batch.state.storage, "block {n}: storage");
-        assert_eq!(imported.state.bytecodes, batch.state.bytecodes, "block {n}: code");
-        assert_eq!(imported.state.trie_nodes, batch.state.trie_nodes, "block {n}: trie nodes");
+        assert_eq!(
+            imported.state.accounts, batch.state.accounts,
+            "block {n}: accounts"
+        );
+        assert_eq!(
+            imported.state.storage, batch.state.storage,
+            "block {n}: storage"
+        );
+        assert_eq!(
+            imported.state.bytecodes, batch.state.bytecodes,
+            "block {n}: code"
+        );
+        assert_eq!(
+            imported.state.trie_nodes, batch.state.trie_nodes,
+            "block {n}: trie nodes"
+        );
         assert_eq!(imported, *batch, "block {n}");
         follower.commit_block(imported).unwrap();
     }
@@ -43,9 +60,17 @@ fn built_record_blocks_import_identically() {
     assert_eq!(receipts.len(), 3);
     assert!(receipts.iter().all(|r| r.status() && r.logs().len() == 1));
     // Four slots per record.
-    let written = batches[0].state.storage.iter().map(|c| c.slots.len()).sum::<usize>();
+    let written = batches[0]
+        .state
+        .storage
+        .iter()
+        .map(|c| c.slots.len())
+        .sum::<usize>();
     assert_eq!(written, 12);
-    let value = producer.storage(healthchain_fixtures::RECORD_CONTRACT, B256::from(alloy_primitives::U256::from(0)));
+    let value = producer.storage(
+        healthchain_fixtures::RECORD_CONTRACT,
+        B256::from(alloy_primitives::U256::from(0)),
+    );
     assert!(!value.unwrap().is_zero());
 }
 
@@ -53,14 +78,25 @@ fn built_record_blocks_import_identically() {
 fn tampered_blocks_are_rejected_and_change_nothing() {
     let producer = MemoryStore::default();
     let batches = generate_chain(&producer, 4, 1, 4, Workload::Records);
-    let good = Block { header: batches[0].header.clone(), body: batches[0].body.clone() };
+    let good = Block {
+        header: batches[0].header.clone(),
+        body: batches[0].body.clone(),
+    };
     let store = MemoryStore::default();
-    store.commit_block(genesis_batch(&genesis(4)).unwrap()).unwrap();
+    store
+        .commit_block(genesis_batch(&genesis(4)).unwrap())
+        .unwrap();
     let head = store.head().unwrap();
 
     let mut wrong_root = good.clone();
     wrong_root.header.state_root = B256::repeat_byte(1);
-    assert!(matches!(execute_block(&config(), &store, wrong_root), Err(BlockError::Mismatch { field: "stateRoot", .. })));
+    assert!(matches!(
+        execute_block(&config(), &store, wrong_root),
+        Err(BlockError::Mismatch {
+            field: "stateRoot",
+            ..
+        })
+    ));
 
     let mut wrong_gas = good.clone();
     wrong_gas.header.gas_used += 1;
@@ -70,13 +106,23 @@ fn tampered_blocks_are_rejected_and_change_nothing() {
     dropped_tx.body.transactions.pop();
     assert!(matches!(
         execute_block(&config(), &store, dropped_tx),
-        Err(BlockError::Mismatch { field: "transactionsRoot", .. })
+        Err(BlockError::Mismatch {
+            field: "transactionsRoot",
+            ..
+        })
     ));
 
     let mut orphan = good.clone();
     orphan.header.parent_hash = B256::repeat_byte(9);
-    assert!(matches!(execute_block(&config(), &store, orphan), Err(BlockError::UnknownParent { .. })));
+    assert!(matches!(
+        execute_block(&config(), &store, orphan),
+        Err(BlockError::UnknownParent { .. })
+    ));
 
-    assert_eq!(store.head().unwrap(), head, "a rejected block changed the chain");
+    assert_eq!(
+        store.head().unwrap(),
+        head,
+        "a rejected block changed the chain"
+    );
     assert!(execute_block(&config(), &store, good).is_ok());
 }

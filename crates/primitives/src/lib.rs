@@ -5,9 +5,9 @@
 
 mod rlp;
 
-pub use rlp::RlpItem;
 pub use alloy_consensus::{Header, TrieAccount as Account, TxEnvelope as Transaction};
 use alloy_primitives::{Address, B256};
+pub use rlp::RlpItem;
 
 /// A block with full transactions.
 pub type Block = alloy_consensus::Block<Transaction>;

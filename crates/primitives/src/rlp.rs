@@ -54,7 +54,11 @@ impl Encodable for RlpItem {
             Self::Bytes(bytes) => bytes.as_ref().encode(out),
             Self::List(items) => {
                 let payload_length = items.iter().map(Encodable::length).sum();
-                Header { list: true, payload_length }.encode(out);
+                Header {
+                    list: true,
+                    payload_length,
+                }
+                .encode(out);
                 for item in items {
                     item.encode(out);
                 }

@@ -37,7 +37,11 @@ fn rlptest_encodes_and_decodes_every_case() {
         let expected = hex(case["out"].as_str().unwrap());
         let value = item(&case["in"]);
         assert_eq!(alloy_rlp::encode(&value), expected, "{name}: encoding");
-        assert_eq!(RlpItem::decode_exact(&expected).unwrap(), value, "{name}: decoding");
+        assert_eq!(
+            RlpItem::decode_exact(&expected).unwrap(),
+            value,
+            "{name}: decoding"
+        );
     }
 }
 
