@@ -144,9 +144,11 @@ impl ForkSchedule {
         schedule
     }
 
-    /// Sets one fork's activation.
+    /// Sets one fork's activation. Frontier is always active from genesis.
     pub fn set(&mut self, fork: Hardfork, activation: Option<u64>) {
-        self.activations[fork as usize] = activation;
+        if fork != Hardfork::Frontier {
+            self.activations[fork as usize] = activation;
+        }
     }
 
     /// The activation block or timestamp of `fork`.

@@ -6,7 +6,8 @@
 
 use alloy_consensus::transaction::SignerRecoverable;
 use healthchain_evm::{
-    apply_state_changes, execute_transactions, genesis_batch, recover_senders, validate_header,
+    BlockRules, apply_state_changes, execute_transactions, genesis_batch, recover_senders,
+    validate_header,
 };
 use healthchain_fixtures::{Workload, config, generate_chain, genesis};
 use healthchain_primitives::Block;
@@ -52,7 +53,12 @@ fn run(workload: Workload, durability: Durability, blocks: u64, txs: u64) -> Pha
         let (_, head) = store.head().expect("head").expect("genesis");
         let parent = store.header(head).expect("read").expect("parent");
         validate_header(&cfg, &parent, &recovered.block.header).expect("header");
-        let credits = Vec::new();
+        let header = &recovered.block.header;
+        let credits = BlockRules::new(&cfg, header.number, header.timestamp).end_of_block_credits(
+            header,
+            &recovered.block.body.ommers,
+            &[],
+        );
         let output = execute_transactions(
             &cfg,
             &store,

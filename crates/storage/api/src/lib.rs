@@ -124,6 +124,24 @@ pub struct BlockBatch {
     pub state: StateChanges,
 }
 
+impl BlockBatch {
+    /// Each transaction's hash and location, for the transaction index.
+    pub fn tx_locations(&self) -> impl Iterator<Item = (B256, TxLocation)> + '_ {
+        self.body
+            .transactions
+            .iter()
+            .enumerate()
+            .map(|(index, tx)| {
+                let location = TxLocation {
+                    block_hash: self.hash,
+                    block_number: self.header.number,
+                    index: index as u64,
+                };
+                (*tx.tx_hash(), location)
+            })
+    }
+}
+
 /// Commits blocks.
 pub trait BlockWriter: Send + Sync {
     /// Writes `batch` in one atomic transaction: afterwards the store holds all of it or,

@@ -97,6 +97,8 @@ impl BlockWriter for MemoryStore {
             .write()
             .map_err(|_| StorageError::Database("lock poisoned".into()))?;
         check_extends_head(s.head, &batch)?;
+        let locations: Vec<_> = batch.tx_locations().collect();
+        s.tx_lookup.extend(locations);
         let BlockBatch {
             header,
             hash,
@@ -106,14 +108,6 @@ impl BlockWriter for MemoryStore {
             state,
         } = batch;
         let number = header.number;
-        for (index, tx) in body.transactions.iter().enumerate() {
-            let location = TxLocation {
-                block_hash: hash,
-                block_number: number,
-                index: index as u64,
-            };
-            s.tx_lookup.insert(*tx.tx_hash(), location);
-        }
         for (address, account) in state.accounts {
             match account {
                 Some(account) => s.accounts.insert(address, account),

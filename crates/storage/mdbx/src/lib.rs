@@ -243,6 +243,13 @@ impl BlockWriter for MdbxStore {
             let db = tx.open_db(Some(table.name)).map_err(db_err)?;
             tx.put(db, key, value, WriteFlags::empty()).map_err(db_err)
         };
+        for (tx_hash, location) in batch.tx_locations() {
+            put(
+                tables::TX_LOOKUP,
+                tx_hash.as_slice(),
+                &tables::encode_location(&location),
+            )?;
+        }
         let BlockBatch {
             header,
             hash,
@@ -252,19 +259,6 @@ impl BlockWriter for MdbxStore {
             state,
         } = batch;
         let number = header.number;
-
-        for (index, transaction) in body.transactions.iter().enumerate() {
-            let location = TxLocation {
-                block_hash: hash,
-                block_number: number,
-                index: index as u64,
-            };
-            put(
-                tables::TX_LOOKUP,
-                transaction.tx_hash().as_slice(),
-                &tables::encode_location(&location),
-            )?;
-        }
 
         let accounts = open(tables::ACCOUNTS)?;
         for (address, account) in &state.accounts {

@@ -194,7 +194,7 @@ pub fn encode_senders(senders: &[Address]) -> Vec<u8> {
 
 /// Decodes a `Senders` value.
 pub fn decode_senders(bytes: &[u8]) -> Result<Vec<Address>, StorageError> {
-    if bytes.len() % 20 != 0 {
+    if !bytes.len().is_multiple_of(20) {
         return Err(corrupt(
             SENDERS,
             format!("length {} is not a multiple of 20", bytes.len()),

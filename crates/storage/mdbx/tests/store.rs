@@ -1,0 +1,182 @@
+//! The MDBX store against the in-memory reference: same batches, same reads; atomic and
+//! strict about bad batches and corrupt bytes.
+
+use alloy_primitives::{Address, B256, U256};
+use healthchain_evm::genesis_batch;
+use healthchain_fixtures::{RECORD_CONTRACT, Workload, generate_chain, genesis};
+use healthchain_storage_api::{
+    BlockBatch, BlockReader, BlockWriter, MemoryStore, StateReader, StorageChange, StorageError,
+};
+use healthchain_storage_mdbx::{DatabaseConfig, Durability, MdbxStore, tables};
+
+fn chain(blocks: u64) -> Vec<BlockBatch> {
+    generate_chain(&MemoryStore::default(), 8, blocks, 6, Workload::Records)
+}
+
+fn assert_same_reads(a: &impl ChainReads, b: &impl ChainReads, batches: &[BlockBatch]) {
+    assert_eq!(a.head().unwrap(), b.head().unwrap());
+    for batch in batches {
+        let h = batch.hash;
+        assert_eq!(a.canonical_hash(batch.header.number).unwrap(), Some(h));
+        assert_eq!(b.canonical_hash(batch.header.number).unwrap(), Some(h));
+        assert_eq!(a.header(h).unwrap(), b.header(h).unwrap());
+        assert_eq!(b.header(h).unwrap().as_ref(), Some(&batch.header));
+        assert_eq!(b.body(h).unwrap().as_ref(), Some(&batch.body));
+        assert_eq!(b.senders(h).unwrap().as_ref(), Some(&batch.senders));
+        assert_eq!(b.receipts(h).unwrap().as_ref(), Some(&batch.receipts));
+        for tx in &batch.body.transactions {
+            assert_eq!(
+                a.transaction_location(*tx.tx_hash()).unwrap(),
+                b.transaction_location(*tx.tx_hash()).unwrap()
+            );
+        }
+        for (address, _) in &batch.state.accounts {
+            assert_eq!(a.account(*address).unwrap(), b.account(*address).unwrap());
+        }
+        for change in &batch.state.storage {
+            for (slot, _) in &change.slots {
+                assert_eq!(
+                    a.storage(change.address, *slot).unwrap(),
+                    b.storage(change.address, *slot).unwrap()
+                );
+            }
+        }
+        for (hash, node) in &batch.state.trie_nodes {
+            assert_eq!(b.trie_node(*hash).unwrap().as_ref(), Some(node));
+        }
+    }
+}
+
+trait ChainReads: StateReader + BlockReader {}
+impl<T: StateReader + BlockReader> ChainReads for T {}
+
+#[test]
+fn mdbx_reads_match_the_memory_store_and_survive_reopen() {
+    let batches = chain(6);
+    let dir = tempfile::tempdir().unwrap();
+    let memory = MemoryStore::default();
+    {
+        let mdbx = MdbxStore::open(dir.path(), DatabaseConfig::default()).unwrap();
+        for store in [&memory as &dyn BlockWriter, &mdbx as &dyn BlockWriter] {
+            store
+                .commit_block(genesis_batch(&genesis(8)).unwrap())
+                .unwrap();
+            for batch in &batches {
+                store.commit_block(batch.clone()).unwrap();
+            }
+        }
+        assert_same_reads(&memory, &mdbx, &batches);
+    }
+    let reopened = MdbxStore::open(
+        dir.path(),
+        DatabaseConfig {
+            durability: Durability::SafeNoSync,
+        },
+    )
+    .unwrap();
+    assert_same_reads(&memory, &reopened, &batches);
+    let stats = reopened.stats().unwrap();
+    assert_eq!(stats.len(), tables::ALL.len());
+    let headers = stats.iter().find(|t| t.name == "Headers").unwrap();
+    assert_eq!(headers.entries, 7);
+}
+
+#[test]
+fn storage_wipe_and_account_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let mdbx = MdbxStore::open(dir.path(), DatabaseConfig::default()).unwrap();
+    let memory = MemoryStore::default();
+    let batches = chain(2);
+    let other = Address::repeat_byte(0x77);
+    for store in [&memory as &dyn BlockWriter, &mdbx as &dyn BlockWriter] {
+        store
+            .commit_block(genesis_batch(&genesis(8)).unwrap())
+            .unwrap();
+        store.commit_block(batches[0].clone()).unwrap();
+    }
+    // An unrelated account whose slots sort right after the contract's must survive.
+    let slot = B256::with_last_byte(1);
+    let mut next = batches[1].clone();
+    next.state.storage.push(StorageChange {
+        address: other,
+        wiped: false,
+        slots: vec![(slot, U256::from(5))],
+    });
+    next.state.storage.push(StorageChange {
+        address: RECORD_CONTRACT,
+        wiped: true,
+        slots: vec![],
+    });
+    next.state.accounts.push((RECORD_CONTRACT, None));
+    for store in [&memory as &dyn BlockWriter, &mdbx as &dyn BlockWriter] {
+        store.commit_block(next.clone()).unwrap();
+    }
+    let first_record_slot = batches[0].state.storage[0].slots[0].0;
+    for store in [&memory as &dyn ChainReads, &mdbx as &dyn ChainReads] {
+        assert_eq!(
+            store.storage(RECORD_CONTRACT, first_record_slot).unwrap(),
+            U256::ZERO
+        );
+        assert_eq!(store.account(RECORD_CONTRACT).unwrap(), None);
+        assert_eq!(store.storage(other, slot).unwrap(), U256::from(5));
+    }
+}
+
+#[test]
+fn a_batch_that_does_not_extend_the_head_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mdbx = MdbxStore::open(dir.path(), DatabaseConfig::default()).unwrap();
+    let batches = chain(2);
+    mdbx.commit_block(genesis_batch(&genesis(8)).unwrap())
+        .unwrap();
+    let before = mdbx.head().unwrap();
+    let err = mdbx.commit_block(batches[1].clone()).unwrap_err();
+    assert!(
+        matches!(err, StorageError::NotChild { number: 2, .. }),
+        "{err}"
+    );
+    assert_eq!(mdbx.head().unwrap(), before);
+    assert_eq!(mdbx.header(batches[1].hash).unwrap(), None);
+    for tx in &batches[1].body.transactions {
+        assert_eq!(mdbx.transaction_location(*tx.tx_hash()).unwrap(), None);
+    }
+}
+
+#[test]
+fn corrupt_values_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let mdbx = MdbxStore::open(dir.path(), DatabaseConfig::default()).unwrap();
+    let hash = B256::repeat_byte(3);
+    mdbx.put_raw_for_tests(tables::HEADERS, hash.as_slice(), b"\xff\x00garbage")
+        .unwrap();
+    assert!(matches!(
+        mdbx.header(hash),
+        Err(StorageError::Corrupt {
+            table: "Headers",
+            ..
+        })
+    ));
+    mdbx.put_raw_for_tests(tables::META, tables::META_HEAD, b"short")
+        .unwrap();
+    assert!(matches!(
+        mdbx.head(),
+        Err(StorageError::Corrupt { table: "Meta", .. })
+    ));
+    let address = Address::repeat_byte(1);
+    mdbx.put_raw_for_tests(
+        tables::STORAGES,
+        &tables::storage_key(address, B256::ZERO),
+        &[0, 1],
+    )
+    .unwrap();
+    assert!(matches!(
+        mdbx.storage(address, B256::ZERO),
+        Err(StorageError::Corrupt { .. })
+    ));
+    mdbx.put_raw_for_tests(tables::SENDERS, hash.as_slice(), &[1, 2, 3])
+        .unwrap();
+    assert!(matches!(
+        mdbx.senders(hash),
+        Err(StorageError::Corrupt { .. })
+    ));
+}
