@@ -53,6 +53,14 @@ pub enum BlockError {
         /// revm's reason.
         reason: String,
     },
+    /// A system call (EIP-4788 beacon root) failed.
+    #[error("system call to {contract} failed: {reason}")]
+    SystemCall {
+        /// The system contract.
+        contract: alloy_primitives::Address,
+        /// revm's reason.
+        reason: String,
+    },
     /// The transactions ask for more gas than the block allows.
     #[error("transaction {index} needs {needed} gas but only {available} remain in the block")]
     BlockGasExceeded {

@@ -147,7 +147,13 @@ pub fn execute_transactions<S: StateReader + BlockReader + ?Sized>(
                 .is_some_and(|info| !info.is_empty_code_hash());
             if has_code {
                 evm.system_call_commit(BEACON_ROOTS_ADDRESS, root.0.into())
-                    .map_err(|e| evm_error(0, B256::ZERO, e))?;
+                    .map_err(|e| match e {
+                        revm::context::result::EVMError::Database(db) => storage_error(db),
+                        other => BlockError::SystemCall {
+                            contract: BEACON_ROOTS_ADDRESS,
+                            reason: other.to_string(),
+                        },
+                    })?;
             }
         }
 
