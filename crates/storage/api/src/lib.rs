@@ -5,8 +5,10 @@
 //! execution) and as an archive of trie nodes (every historical state root stays readable,
 //! which historical queries and `eth_getProof` need).
 
+mod history;
 mod memory;
 
+pub use history::StateAtRoot;
 pub use memory::MemoryStore;
 
 use alloy_primitives::{Address, B256, Bytes, U256};

@@ -180,3 +180,69 @@ fn corrupt_values_are_errors_not_panics() {
         Err(StorageError::Corrupt { .. })
     ));
 }
+
+#[test]
+fn every_past_state_is_readable_through_the_archived_trie() {
+    use healthchain_storage_api::StateAtRoot;
+    let batches = chain(5);
+    let dir = tempfile::tempdir().unwrap();
+    let mdbx = MdbxStore::open(dir.path(), DatabaseConfig::default()).unwrap();
+    mdbx.commit_block(genesis_batch(&genesis(8)).unwrap())
+        .unwrap();
+    // After each block, remember what the flat (latest) state says about everything
+    // touched so far; at the end, the trie at that block's root must say the same.
+    let mut touched: Vec<(Address, Vec<B256>)> = Vec::new();
+    let mut snapshots = Vec::new();
+    for batch in &batches {
+        mdbx.commit_block(batch.clone()).unwrap();
+        for (address, _) in &batch.state.accounts {
+            if !touched.iter().any(|(a, _)| a == address) {
+                touched.push((*address, Vec::new()));
+            }
+        }
+        for change in &batch.state.storage {
+            let entry = touched
+                .iter_mut()
+                .find(|(a, _)| *a == change.address)
+                .unwrap();
+            entry.1.extend(change.slots.iter().map(|(slot, _)| *slot));
+        }
+        let snapshot: Vec<_> = touched
+            .iter()
+            .map(|(address, slots)| {
+                let values: Vec<_> = slots
+                    .iter()
+                    .map(|s| mdbx.storage(*address, *s).unwrap())
+                    .collect();
+                (*address, mdbx.account(*address).unwrap(), values)
+            })
+            .collect();
+        snapshots.push((batch.header.state_root, snapshot));
+    }
+    for (root, snapshot) in &snapshots {
+        let past = StateAtRoot::new(&mdbx, *root);
+        for (address, account, values) in snapshot {
+            assert_eq!(
+                past.account(*address).unwrap(),
+                *account,
+                "{address} at {root}"
+            );
+            let slots = &touched.iter().find(|(a, _)| a == address).unwrap().1;
+            for (slot, value) in slots.iter().zip(values) {
+                assert_eq!(
+                    past.storage(*address, *slot).unwrap(),
+                    *value,
+                    "{address} slot {slot} at {root}"
+                );
+            }
+        }
+    }
+    // Record slots written in the last block did not exist in the first block's state.
+    let last_slot = batches[4].state.storage[0].slots[0].0;
+    let first = StateAtRoot::new(&mdbx, batches[0].header.state_root);
+    assert_eq!(
+        first.storage(RECORD_CONTRACT, last_slot).unwrap(),
+        U256::ZERO
+    );
+    assert!(!mdbx.storage(RECORD_CONTRACT, last_slot).unwrap().is_zero());
+}
