@@ -1,12 +1,17 @@
 //! The MDBX implementation of HealthChain's storage traits.
 //!
-//! Sits below the node: it implements `healthchain-storage-api`'s `StateReader`,
-//! `BlockReader` and `BlockWriter` over an MDBX environment through `signet-libmdbx`
-//! (reth's wrapper). Every table is declared in [`tables`]. Each block is committed in one
-//! MDBX write transaction, so a crash leaves the database at the previous or the next
-//! block, never between. See `docs/database.md`.
+//! Sits below the node: [`MdbxStore`] implements `healthchain-storage-api`'s
+//! [`StateReader`], [`BlockReader`] and [`BlockWriter`] over one MDBX environment through
+//! `signet-libmdbx` (reth's libmdbx wrapper), and must read exactly like the API crate's
+//! in-memory `MemoryStore`. Every table, with its key layout and value codec, is declared in
+//! [`tables`]. Each block is committed in one MDBX write transaction, so a crash leaves the
+//! database at the previous or the next block, never between. See `docs/database.md`.
 
 pub mod tables;
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use alloy_primitives::{Address, B256, Bytes, U256};
 use healthchain_primitives::{Account, BlockBody, Header, Receipt};
@@ -14,21 +19,24 @@ use healthchain_storage_api::{
     BlockBatch, BlockReader, BlockWriter, StateReader, StorageError, StorageResult, TxLocation,
     check_extends_head,
 };
+use signet_libmdbx::tx::aliases::RwTxUnsync;
 use signet_libmdbx::{
-    DatabaseFlags, Environment, EnvironmentFlags, Geometry, Mode, SyncMode, WriteFlags,
+    Database, DatabaseFlags, Environment, EnvironmentFlags, Geometry, Mode, SyncMode, WriteFlags,
 };
-use std::path::{Path, PathBuf};
-use tables::Table;
+use tables::{Meta, MetaKey, StorageKey, StorageValue, Table, TableKey, TableValue};
 
 /// How commits reach the disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// Flush data and metadata on every commit: a committed block survives power loss.
+    /// MDBX `SyncMode::Durable`: every commit flushes the data pages, then the meta page.
+    /// A committed block survives a process crash, an OS crash and power loss.
     #[default]
     Durable,
-    /// MDBX `SafeNoSync`: no flush per commit. A process crash loses nothing (the OS has the
-    /// pages); an OS crash or power loss may roll back to the last flushed commit, but
-    /// never corrupts the database.
+    /// MDBX `SyncMode::SafeNoSync`: a commit does not flush. A process crash loses nothing
+    /// (the committed pages are in the OS page cache); an OS crash or power loss rolls the
+    /// database back to the last flushed ("steady") commit, but never corrupts it. A commit
+    /// made [`SAFE_NO_SYNC_PERIOD`] or more after the oldest unflushed one flushes, and so
+    /// do closing the store and [`MdbxStore::flush`].
     SafeNoSync,
 }
 
@@ -46,19 +54,30 @@ pub struct TableStats {
     pub name: &'static str,
     /// Number of entries.
     pub entries: usize,
-    /// Bytes in its pages.
+    /// Bytes in its pages (branch, leaf and overflow).
     pub bytes: u64,
 }
 
-/// Largest size the database file may grow to.
-const MAX_SIZE: usize = 4 << 40;
-/// Growth step of the file.
-const GROWTH_STEP: isize = 256 << 20;
+/// Largest size the database file may grow to (address space is reserved, not disk).
+pub const MAX_SIZE: usize = 4 << 40;
+/// Step by which the file grows.
+pub const GROWTH_STEP: usize = 256 << 20;
+/// In [`Durability::SafeNoSync`], a commit made this long after the oldest unflushed one
+/// flushes everything (MDBX `sync_period`), bounding what power loss can take.
+pub const SAFE_NO_SYNC_PERIOD: Duration = Duration::from_secs(10);
+
+/// Number of tables, see [`tables::ALL`].
+const TABLES: usize = tables::ALL.len();
 
 /// A chain store in an MDBX environment.
-#[derive(Debug)]
+///
+/// Cloning is cheap and shares the environment.
+#[derive(Debug, Clone)]
 pub struct MdbxStore {
     env: Environment,
+    /// One handle per table, in [`tables::ALL`] order; handles opened by a committed
+    /// transaction stay valid for the environment's lifetime.
+    dbs: [Database; TABLES],
     path: PathBuf,
 }
 
@@ -67,7 +86,11 @@ fn db_err(err: impl std::fmt::Display) -> StorageError {
 }
 
 impl MdbxStore {
-    /// Opens (creating if needed) the environment at `path`.
+    /// Opens the environment in the directory `path`, creating the directory, the
+    /// environment and every table if needed.
+    ///
+    /// Fails with [`StorageError::Corrupt`] if the store was written by an unknown schema
+    /// version.
     pub fn open(path: &Path, config: DatabaseConfig) -> StorageResult<Self> {
         std::fs::create_dir_all(path)
             .map_err(|e| db_err(format!("creating {}: {e}", path.display())))?;
@@ -75,46 +98,57 @@ impl MdbxStore {
             Durability::Durable => SyncMode::Durable,
             Durability::SafeNoSync => SyncMode::SafeNoSync,
         };
-        let env = Environment::builder()
-            .set_max_dbs(tables::ALL.len() + 1)
+        let mut builder = Environment::builder();
+        builder
+            .set_max_dbs(TABLES)
             .set_geometry(Geometry {
                 size: Some(0..MAX_SIZE),
-                growth_step: Some(GROWTH_STEP),
+                growth_step: Some(GROWTH_STEP as isize),
                 ..Default::default()
             })
             .set_flags(EnvironmentFlags {
                 mode: Mode::ReadWrite { sync_mode },
                 ..Default::default()
-            })
+            });
+        if config.durability == Durability::SafeNoSync {
+            builder.set_sync_period(SAFE_NO_SYNC_PERIOD);
+        }
+        let env = builder
             .open(path)
             .map_err(|e| db_err(format!("opening {}: {e}", path.display())))?;
+
         let tx = env.begin_rw_unsync().map_err(db_err)?;
-        for table in tables::ALL {
-            tx.create_db(Some(table.name), DatabaseFlags::empty())
-                .map_err(db_err)?;
-        }
-        let meta = tx.open_db(Some(tables::META.name)).map_err(db_err)?;
-        let version: Option<Vec<u8>> = tx.get(meta.dbi(), tables::META_SCHEMA).map_err(db_err)?;
-        match version {
-            None => tx
-                .put(
-                    meta,
-                    tables::META_SCHEMA,
-                    tables::SCHEMA_VERSION.to_be_bytes(),
-                    WriteFlags::empty(),
-                )
-                .map_err(db_err)?,
-            Some(v) if v.as_slice() == tables::SCHEMA_VERSION.to_be_bytes() => {}
-            Some(v) => {
-                return Err(tables::corrupt(
-                    tables::META,
-                    format!("unsupported schema version {v:?}"),
-                ));
+        let dbs: Vec<Database> = tables::ALL
+            .iter()
+            .map(|name| tx.create_db(Some(name), DatabaseFlags::empty()))
+            .collect::<Result<_, _>>()
+            .map_err(db_err)?;
+        let dbs: [Database; TABLES] = dbs
+            .try_into()
+            .map_err(|_| db_err("table handle count mismatch"))?;
+        let writer = Writer { tx, dbs: &dbs };
+        match writer.get_raw::<Meta>(&MetaKey::SchemaVersion)? {
+            None => writer.put_raw::<Meta>(
+                &MetaKey::SchemaVersion,
+                &tables::encode_schema_version(tables::SCHEMA_VERSION),
+            )?,
+            Some(bytes) => {
+                let version = tables::decode_schema_version(&bytes)?;
+                if version != tables::SCHEMA_VERSION {
+                    return Err(StorageError::Corrupt {
+                        table: Meta::NAME,
+                        reason: format!(
+                            "schema version {version}, this build reads version {}",
+                            tables::SCHEMA_VERSION
+                        ),
+                    });
+                }
             }
         }
-        tx.commit().map_err(db_err)?;
+        writer.commit()?;
         Ok(Self {
             env,
+            dbs,
             path: path.to_path_buf(),
         })
     }
@@ -124,131 +158,182 @@ impl MdbxStore {
         &self.path
     }
 
-    /// Entries and bytes per table.
+    /// Entries and bytes per table, in [`tables::ALL`] order.
     pub fn stats(&self) -> StorageResult<Vec<TableStats>> {
         let tx = self.env.begin_ro_unsync().map_err(db_err)?;
-        let mut out = Vec::with_capacity(tables::ALL.len());
-        for table in tables::ALL {
-            let db = tx.open_db(Some(table.name)).map_err(db_err)?;
-            let stat = tx.db_stat(&db).map_err(db_err)?;
-            let pages = stat.branch_pages() + stat.leaf_pages() + stat.overflow_pages();
-            out.push(TableStats {
-                name: table.name,
-                entries: stat.entries(),
-                bytes: pages as u64 * u64::from(stat.page_size()),
-            });
-        }
-        Ok(out)
+        tables::ALL
+            .iter()
+            .zip(&self.dbs)
+            .map(|(name, db)| {
+                let stat = tx.db_stat(db).map_err(db_err)?;
+                let pages = stat.branch_pages() + stat.leaf_pages() + stat.overflow_pages();
+                Ok(TableStats {
+                    name,
+                    entries: stat.entries(),
+                    bytes: pages as u64 * u64::from(stat.page_size()),
+                })
+            })
+            .collect()
     }
 
-    /// Reads one value.
-    fn get(&self, table: Table, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+    /// Flushes every commit to disk now. Only useful with [`Durability::SafeNoSync`] (for
+    /// example at the end of an import); durable commits are already on disk.
+    pub fn flush(&self) -> StorageResult<()> {
+        self.env.sync(true).map(drop).map_err(db_err)
+    }
+
+    /// Reads and decodes one value in its own read transaction.
+    fn read<T: Table>(&self, key: &T::Key) -> StorageResult<Option<T::Value>> {
         let tx = self.env.begin_ro_unsync().map_err(db_err)?;
-        let db = tx.open_db(Some(table.name)).map_err(db_err)?;
-        tx.get::<Vec<u8>>(db.dbi(), key).map_err(db_err)
+        let bytes: Option<Cow<'_, [u8]>> = tx
+            .get(self.dbs[T::INDEX].dbi(), key.encode_key().as_ref())
+            .map_err(db_err)?;
+        bytes.map(|b| tables::decode::<T>(&b)).transpose()
     }
 
-    /// Writes one raw value outside any block, to test how corrupt data is handled.
+    /// Writes raw bytes as the value of `key` in table `T`, outside any block: lets tests
+    /// plant corrupt data. Not for production use.
     #[doc(hidden)]
-    pub fn put_raw_for_tests(&self, table: Table, key: &[u8], value: &[u8]) -> StorageResult<()> {
-        let tx = self.env.begin_rw_unsync().map_err(db_err)?;
-        let db = tx.open_db(Some(table.name)).map_err(db_err)?;
-        tx.put(db, key, value, WriteFlags::empty())
+    pub fn put_raw_for_tests<T: Table>(&self, key: &T::Key, value: &[u8]) -> StorageResult<()> {
+        let writer = self.writer()?;
+        writer.put_raw::<T>(key, value)?;
+        writer.commit()
+    }
+
+    fn writer(&self) -> StorageResult<Writer<'_>> {
+        Ok(Writer {
+            tx: self.env.begin_rw_unsync().map_err(db_err)?,
+            dbs: &self.dbs,
+        })
+    }
+}
+
+/// A write transaction with typed table access.
+struct Writer<'a> {
+    tx: RwTxUnsync,
+    dbs: &'a [Database; TABLES],
+}
+
+impl Writer<'_> {
+    fn db<T: Table>(&self) -> Database {
+        self.dbs[T::INDEX]
+    }
+
+    fn get_raw<T: Table>(&self, key: &T::Key) -> StorageResult<Option<Vec<u8>>> {
+        self.tx
+            .get(self.db::<T>().dbi(), key.encode_key().as_ref())
+            .map_err(db_err)
+    }
+
+    fn put_raw<T: Table>(&self, key: &T::Key, value: &[u8]) -> StorageResult<()> {
+        self.tx
+            .put(self.db::<T>(), key.encode_key(), value, WriteFlags::empty())
+            .map_err(db_err)
+    }
+
+    fn put<T: Table>(&self, key: &T::Key, value: &T::Value) -> StorageResult<()> {
+        self.put_raw::<T>(key, &value.encode_value())
+    }
+
+    fn delete<T: Table>(&self, key: &T::Key) -> StorageResult<()> {
+        self.tx
+            .del(self.db::<T>(), key.encode_key(), None)
+            .map(drop)
+            .map_err(db_err)
+    }
+
+    /// Deletes every `Storages` entry of `address`: a cursor walk over the address prefix.
+    fn wipe_storage(&self, address: Address) -> StorageResult<()> {
+        let prefix = address.as_slice();
+        let mut cursor = self
+            .tx
+            .cursor(self.db::<tables::Storages>())
             .map_err(db_err)?;
-        tx.commit().map_err(db_err)
+        loop {
+            // Seek to the first remaining key at or after the prefix; the account's slots
+            // are contiguous, so the walk ends at the first key of another account.
+            let found = cursor
+                .set_range::<Cow<'_, [u8]>, ()>(prefix)
+                .map_err(db_err)?
+                .is_some_and(|(key, ())| key.starts_with(prefix));
+            if !found {
+                return Ok(());
+            }
+            cursor.del().map_err(db_err)?;
+        }
+    }
+
+    fn commit(self) -> StorageResult<()> {
+        self.tx.commit().map_err(db_err)
     }
 }
 
 impl StateReader for MdbxStore {
     fn account(&self, address: Address) -> StorageResult<Option<Account>> {
-        self.get(tables::ACCOUNTS, address.as_slice())?
-            .map(|v| tables::unrlp(tables::ACCOUNTS, &v))
-            .transpose()
+        self.read::<tables::Accounts>(&address)
     }
 
     fn storage(&self, address: Address, slot: B256) -> StorageResult<U256> {
-        Ok(
-            match self.get(tables::STORAGES, &tables::storage_key(address, slot))? {
-                Some(v) => tables::decode_slot_value(&v)?,
-                None => U256::ZERO,
-            },
-        )
+        Ok(self
+            .read::<tables::Storages>(&StorageKey { address, slot })?
+            .map_or(U256::ZERO, |v| v.0))
     }
 
     fn bytecode(&self, code_hash: B256) -> StorageResult<Option<Bytes>> {
-        Ok(self
-            .get(tables::BYTECODES, code_hash.as_slice())?
-            .map(Bytes::from))
+        self.read::<tables::Bytecodes>(&code_hash)
     }
 
     fn trie_node(&self, hash: B256) -> StorageResult<Option<Vec<u8>>> {
-        self.get(tables::TRIE_NODES, hash.as_slice())
+        self.read::<tables::TrieNodes>(&hash)
     }
 }
 
 impl BlockReader for MdbxStore {
     fn head(&self) -> StorageResult<Option<(u64, B256)>> {
-        self.get(tables::META, tables::META_HEAD)?
+        self.read::<Meta>(&MetaKey::Head)?
             .map(|v| tables::decode_head(&v))
             .transpose()
     }
 
     fn canonical_hash(&self, number: u64) -> StorageResult<Option<B256>> {
-        self.get(tables::CANONICAL_HASHES, &number.to_be_bytes())?
-            .map(|v| tables::fixed::<32>(tables::CANONICAL_HASHES, &v).map(B256::from))
-            .transpose()
+        self.read::<tables::CanonicalHashes>(&number)
     }
 
     fn header(&self, hash: B256) -> StorageResult<Option<Header>> {
-        self.get(tables::HEADERS, hash.as_slice())?
-            .map(|v| tables::unrlp(tables::HEADERS, &v))
-            .transpose()
+        self.read::<tables::Headers>(&hash)
     }
 
     fn body(&self, hash: B256) -> StorageResult<Option<BlockBody>> {
-        self.get(tables::BODIES, hash.as_slice())?
-            .map(|v| tables::unrlp(tables::BODIES, &v))
-            .transpose()
+        self.read::<tables::Bodies>(&hash)
     }
 
     fn senders(&self, hash: B256) -> StorageResult<Option<Vec<Address>>> {
-        self.get(tables::SENDERS, hash.as_slice())?
-            .map(|v| tables::decode_senders(&v))
-            .transpose()
+        self.read::<tables::Senders>(&hash)
     }
 
     fn receipts(&self, hash: B256) -> StorageResult<Option<Vec<Receipt>>> {
-        self.get(tables::RECEIPTS, hash.as_slice())?
-            .map(|v| tables::unrlp(tables::RECEIPTS, &v))
-            .transpose()
+        self.read::<tables::Receipts>(&hash)
     }
 
     fn transaction_location(&self, tx_hash: B256) -> StorageResult<Option<TxLocation>> {
-        self.get(tables::TX_LOOKUP, tx_hash.as_slice())?
-            .map(|v| tables::decode_location(&v))
-            .transpose()
+        self.read::<tables::TxLookup>(&tx_hash)
     }
 }
 
 impl BlockWriter for MdbxStore {
+    /// Writes the whole batch in one MDBX write transaction, after checking inside it that
+    /// the batch extends the stored head. Dropping the transaction on any error aborts it,
+    /// so nothing of a failed batch is kept.
     fn commit_block(&self, batch: BlockBatch) -> StorageResult<()> {
-        let tx = self.env.begin_rw_unsync().map_err(db_err)?;
-        let open = |table: Table| tx.open_db(Some(table.name)).map_err(db_err);
-        let meta = open(tables::META)?;
-        let head: Option<Vec<u8>> = tx.get(meta.dbi(), tables::META_HEAD).map_err(db_err)?;
-        let head = head.map(|v| tables::decode_head(&v)).transpose()?;
+        let w = self.writer()?;
+        let head = w
+            .get_raw::<Meta>(&MetaKey::Head)?
+            .map(|v| tables::decode_head(&v))
+            .transpose()?;
         check_extends_head(head, &batch)?;
 
-        let put = |table: Table, key: &[u8], value: &[u8]| -> StorageResult<()> {
-            let db = tx.open_db(Some(table.name)).map_err(db_err)?;
-            tx.put(db, key, value, WriteFlags::empty()).map_err(db_err)
-        };
         for (tx_hash, location) in batch.tx_locations() {
-            put(
-                tables::TX_LOOKUP,
-                tx_hash.as_slice(),
-                &tables::encode_location(&location),
-            )?;
+            w.put::<tables::TxLookup>(&tx_hash, &location)?;
         }
         let BlockBatch {
             header,
@@ -260,74 +345,41 @@ impl BlockWriter for MdbxStore {
         } = batch;
         let number = header.number;
 
-        let accounts = open(tables::ACCOUNTS)?;
         for (address, account) in &state.accounts {
             match account {
-                Some(account) => put(tables::ACCOUNTS, address.as_slice(), &tables::rlp(account))?,
-                None => {
-                    tx.del(accounts, address.as_slice(), None).map_err(db_err)?;
-                }
+                Some(account) => w.put::<tables::Accounts>(address, account)?,
+                None => w.delete::<tables::Accounts>(address)?,
             }
         }
-
-        let storages = open(tables::STORAGES)?;
         for change in &state.storage {
             if change.wiped {
-                // Collect the account's keys first, then delete: a cursor walk over the
-                // address prefix.
-                let mut doomed = Vec::new();
-                {
-                    let mut cursor = tx.cursor(storages).map_err(db_err)?;
-                    let mut item = cursor
-                        .set_range::<Vec<u8>, ()>(change.address.as_slice())
-                        .map_err(db_err)?;
-                    while let Some((key, ())) = item {
-                        if !key.starts_with(change.address.as_slice()) {
-                            break;
-                        }
-                        doomed.push(key);
-                        item = cursor.next::<Vec<u8>, ()>().map_err(db_err)?;
-                    }
-                }
-                for key in doomed {
-                    tx.del(storages, &key, None).map_err(db_err)?;
-                }
+                w.wipe_storage(change.address)?;
             }
             for (slot, value) in &change.slots {
-                let key = tables::storage_key(change.address, *slot);
+                let key = StorageKey {
+                    address: change.address,
+                    slot: *slot,
+                };
                 if value.is_zero() {
-                    tx.del(storages, key, None).map_err(db_err)?;
+                    w.delete::<tables::Storages>(&key)?;
                 } else {
-                    put(tables::STORAGES, &key, &tables::encode_slot_value(*value))?;
+                    w.put::<tables::Storages>(&key, &StorageValue(*value))?;
                 }
             }
         }
-
         for (code_hash, code) in &state.bytecodes {
-            put(tables::BYTECODES, code_hash.as_slice(), code)?;
+            w.put::<tables::Bytecodes>(code_hash, code)?;
         }
         for (node_hash, node) in &state.trie_nodes {
-            put(tables::TRIE_NODES, node_hash.as_slice(), node)?;
+            w.put::<tables::TrieNodes>(node_hash, node)?;
         }
 
-        put(tables::HEADERS, hash.as_slice(), &tables::rlp(&header))?;
-        put(tables::BODIES, hash.as_slice(), &tables::rlp(&body))?;
-        put(
-            tables::SENDERS,
-            hash.as_slice(),
-            &tables::encode_senders(&senders),
-        )?;
-        put(tables::RECEIPTS, hash.as_slice(), &tables::rlp(&receipts))?;
-        put(
-            tables::CANONICAL_HASHES,
-            &number.to_be_bytes(),
-            hash.as_slice(),
-        )?;
-        put(
-            tables::META,
-            tables::META_HEAD,
-            &tables::encode_head(number, hash),
-        )?;
-        tx.commit().map_err(db_err)
+        w.put::<tables::Headers>(&hash, &header)?;
+        w.put::<tables::Bodies>(&hash, &body)?;
+        w.put::<tables::Senders>(&hash, &senders)?;
+        w.put::<tables::Receipts>(&hash, &receipts)?;
+        w.put::<tables::CanonicalHashes>(&number, &hash)?;
+        w.put_raw::<Meta>(&MetaKey::Head, &tables::encode_head(number, hash))?;
+        w.commit()
     }
 }

@@ -1,204 +1,412 @@
 //! Every MDBX table HealthChain uses, with its key layout and value codec, in one place.
 //!
-//! Keys are fixed-width big-endian so that MDBX's byte order is numeric order. Values use
-//! alloy's RLP encodings; nothing here hand-writes a format alloy has.
+//! A table is a type implementing [`Table`]: its MDBX name, its key type (encoded by
+//! [`TableKey`]) and its value type (encoded by [`TableValue`]). Keys are fixed-width and
+//! big-endian, so MDBX's byte order is numeric order. Values use alloy's own RLP and EIP-2718
+//! encodings; nothing here hand-writes a format alloy already has.
+//!
+//! `docs/database.md` describes the same layout in prose; keep the two in step.
 
-use alloy_primitives::{Address, B256, U256};
-use alloy_rlp::{Decodable, Encodable};
+use std::borrow::Cow;
+
+use alloy_primitives::{Address, B256, Bytes, U256};
+use alloy_rlp::Decodable;
+use healthchain_primitives::{Account, BlockBody, Header, Receipt};
 use healthchain_storage_api::{StorageError, TxLocation};
 
-/// A table: its name in the MDBX environment and what it holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Table {
-    /// MDBX database name.
-    pub name: &'static str,
-    /// Key → value, for `docs/database.md` and `db stats`.
-    pub doc: &'static str,
+/// A table: its MDBX name, key type and value type.
+pub trait Table {
+    /// MDBX database name (also shown by `healthchain db stats`).
+    const NAME: &'static str;
+    /// Position in [`ALL`]; the store keeps one MDBX handle per table in that order.
+    const INDEX: usize;
+    /// What the key is.
+    type Key: TableKey;
+    /// What the value is.
+    type Value: TableValue;
 }
 
-/// Block hash → header RLP.
-pub const HEADERS: Table = Table {
-    name: "Headers",
-    doc: "block hash -> header RLP",
-};
-/// Block number (u64 BE) → canonical block hash.
-pub const CANONICAL_HASHES: Table = Table {
-    name: "CanonicalHashes",
-    doc: "number (u64 BE) -> canonical block hash",
-};
-/// Block hash → body RLP (transactions, ommers, withdrawals).
-pub const BODIES: Table = Table {
-    name: "Bodies",
-    doc: "block hash -> body RLP",
-};
-/// Block hash → recovered senders, 20 bytes each, in transaction order.
-pub const SENDERS: Table = Table {
-    name: "Senders",
-    doc: "block hash -> concatenated 20-byte senders",
-};
-/// Block hash → RLP list of receipts.
-pub const RECEIPTS: Table = Table {
-    name: "Receipts",
-    doc: "block hash -> RLP list of receipts",
-};
-/// Transaction hash → block hash, block number and index.
-pub const TX_LOOKUP: Table = Table {
-    name: "TxLookup",
-    doc: "tx hash -> block hash ++ number (u64 BE) ++ index (u64 BE)",
-};
-/// Address → latest account (nonce, balance, storage root, code hash) RLP.
-pub const ACCOUNTS: Table = Table {
-    name: "Accounts",
-    doc: "address -> latest account RLP",
-};
-/// Address ++ slot → latest non-zero value, big-endian without leading zeros.
-pub const STORAGES: Table = Table {
-    name: "Storages",
-    doc: "address ++ slot -> latest value (BE, no leading zeros)",
-};
-/// Code hash → contract code.
-pub const BYTECODES: Table = Table {
-    name: "Bytecodes",
-    doc: "code hash -> code",
-};
-/// Node hash → trie node RLP, for every state ever committed (archive).
-pub const TRIE_NODES: Table = Table {
-    name: "TrieNodes",
-    doc: "node hash -> node RLP (archive)",
-};
-/// Store metadata: `head`, `schema_version`.
-pub const META: Table = Table {
-    name: "Meta",
-    doc: "name -> value (head, schema_version)",
-};
+/// How a key type becomes MDBX key bytes.
+pub trait TableKey {
+    /// The encoded key.
+    type Encoded: AsRef<[u8]>;
+    /// Encodes the key.
+    fn encode_key(&self) -> Self::Encoded;
+}
 
-/// All tables, created when the environment opens.
-pub const ALL: [Table; 11] = [
-    HEADERS,
-    CANONICAL_HASHES,
-    BODIES,
-    SENDERS,
-    RECEIPTS,
-    TX_LOOKUP,
-    ACCOUNTS,
-    STORAGES,
-    BYTECODES,
-    TRIE_NODES,
-    META,
-];
+/// How a value type is stored.
+pub trait TableValue: Sized {
+    /// Encodes the value.
+    fn encode_value(&self) -> Cow<'_, [u8]>;
+    /// Decodes a stored value; the error says what is wrong with the bytes.
+    fn decode_value(bytes: &[u8]) -> Result<Self, String>;
+}
 
-/// `Meta` key of the head: number (u64 BE) ++ hash.
-pub const META_HEAD: &[u8] = b"head";
-/// `Meta` key of the layout version.
-pub const META_SCHEMA: &[u8] = b"schema_version";
-/// Layout version written by this code.
+/// Decodes a value read from table `T`; bad bytes become [`StorageError::Corrupt`].
+pub fn decode<T: Table>(bytes: &[u8]) -> Result<T::Value, StorageError> {
+    T::Value::decode_value(bytes).map_err(|reason| StorageError::Corrupt {
+        table: T::NAME,
+        reason,
+    })
+}
+
+macro_rules! tables {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident: $key:ty => $value:ty;
+    )*) => {
+        tables!(@each 0usize; $($(#[$doc])* $name: $key => $value;)*);
+
+        /// Names of all tables, in [`Table::INDEX`] order; all are created when the store
+        /// opens.
+        pub const ALL: &[&str] = &[$(stringify!($name)),*];
+    };
+    (@each $index:expr;) => {};
+    (@each $index:expr;
+        $(#[$doc:meta])*
+        $name:ident: $key:ty => $value:ty;
+        $($rest:tt)*
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name;
+
+        impl Table for $name {
+            const NAME: &'static str = stringify!($name);
+            const INDEX: usize = $index;
+            type Key = $key;
+            type Value = $value;
+        }
+
+        tables!(@each $index + 1usize; $($rest)*);
+    };
+}
+
+tables! {
+    /// Block hash → header, RLP (alloy `Header`).
+    Headers: B256 => Header;
+    /// Block number (u64 big-endian) → hash of the canonical block at that height.
+    CanonicalHashes: u64 => B256;
+    /// Block hash → body RLP: transactions (EIP-2718 network form), ommers, withdrawals.
+    Bodies: B256 => BlockBody;
+    /// Block hash → recovered senders, 20 bytes each, concatenated in transaction order.
+    Senders: B256 => Vec<Address>;
+    /// Block hash → RLP list of receipts, each in EIP-2718 network form (as in eth/66
+    /// `Receipts`).
+    Receipts: B256 => Vec<Receipt>;
+    /// Transaction hash → block hash (32) ++ block number (u64 BE) ++ index (u64 BE).
+    TxLookup: B256 => TxLocation;
+    /// Address → latest account RLP (nonce, balance, storage root, code hash).
+    Accounts: Address => Account;
+    /// Address (20) ++ slot (32) → latest value, big-endian without leading zeros. Zero
+    /// values are deleted, never stored; the address prefix lets a self-destruct wipe one
+    /// account's slots with a cursor walk.
+    Storages: StorageKey => StorageValue;
+    /// Code hash → contract code, raw.
+    Bytecodes: B256 => Bytes;
+    /// Node hash → trie node RLP, raw. An archive: nodes of every committed state root,
+    /// never deleted.
+    TrieNodes: B256 => Vec<u8>;
+    /// Store metadata by name: `head` → number (u64 BE) ++ hash, `schema_version` → u64 BE.
+    Meta: MetaKey => Vec<u8>;
+}
+
+/// Layout version written by this code, in `Meta.schema_version`.
 pub const SCHEMA_VERSION: u64 = 1;
 
-/// A `Storages` key.
-pub fn storage_key(address: Address, slot: B256) -> [u8; 52] {
-    let mut key = [0u8; 52];
-    key[..20].copy_from_slice(address.as_slice());
-    key[20..].copy_from_slice(slot.as_slice());
-    key
+// ---------------------------------------------------------------------------------------
+// Keys
+
+impl TableKey for B256 {
+    type Encoded = [u8; 32];
+    fn encode_key(&self) -> [u8; 32] {
+        self.0
+    }
 }
 
-/// Encodes any RLP value.
-pub fn rlp<T: Encodable>(value: &T) -> Vec<u8> {
-    alloy_rlp::encode(value)
+impl TableKey for Address {
+    type Encoded = [u8; 20];
+    fn encode_key(&self) -> [u8; 20] {
+        self.0.0
+    }
 }
+
+impl TableKey for u64 {
+    type Encoded = [u8; 8];
+    fn encode_key(&self) -> [u8; 8] {
+        self.to_be_bytes()
+    }
+}
+
+/// A `Storages` key: the account, then the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StorageKey {
+    /// The account.
+    pub address: Address,
+    /// The slot.
+    pub slot: B256,
+}
+
+impl TableKey for StorageKey {
+    type Encoded = [u8; 52];
+    fn encode_key(&self) -> [u8; 52] {
+        let mut key = [0u8; 52];
+        key[..20].copy_from_slice(self.address.as_slice());
+        key[20..].copy_from_slice(self.slot.as_slice());
+        key
+    }
+}
+
+/// A `Meta` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaKey {
+    /// `head`: number (u64 BE) ++ hash of the latest committed block. See [`encode_head`].
+    Head,
+    /// `schema_version`: u64 BE, see [`SCHEMA_VERSION`].
+    SchemaVersion,
+}
+
+impl TableKey for MetaKey {
+    type Encoded = &'static [u8];
+    fn encode_key(&self) -> &'static [u8] {
+        match self {
+            Self::Head => b"head",
+            Self::SchemaVersion => b"schema_version",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Values
 
 /// Decodes an RLP value that must span all of `bytes`.
-pub fn unrlp<T: Decodable>(table: Table, bytes: &[u8]) -> Result<T, StorageError> {
+fn decode_rlp<T: Decodable>(bytes: &[u8]) -> Result<T, String> {
     let mut buf = bytes;
-    let value = T::decode(&mut buf).map_err(|e| corrupt(table, e))?;
+    let value = T::decode(&mut buf).map_err(|e| format!("RLP: {e}"))?;
     if !buf.is_empty() {
-        return Err(corrupt(table, "trailing bytes"));
+        return Err(format!("{} trailing bytes after the RLP item", buf.len()));
     }
     Ok(value)
 }
 
-/// A corrupt-value error for `table`.
-pub fn corrupt(table: Table, reason: impl ToString) -> StorageError {
-    StorageError::Corrupt {
-        table: table.name,
-        reason: reason.to_string(),
+fn fixed<const N: usize>(bytes: &[u8]) -> Result<[u8; N], String> {
+    bytes
+        .try_into()
+        .map_err(|_| format!("expected {N} bytes, found {}", bytes.len()))
+}
+
+/// Values stored as their alloy RLP encoding.
+macro_rules! rlp_values {
+    ($($ty:ty),*) => {$(
+        impl TableValue for $ty {
+            fn encode_value(&self) -> Cow<'_, [u8]> {
+                Cow::Owned(alloy_rlp::encode(self))
+            }
+            fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+                decode_rlp(bytes)
+            }
+        }
+    )*};
+}
+
+// `Receipt` (alloy `ReceiptEnvelope`) and the transactions in `BlockBody` RLP-encode in
+// their EIP-2718 network form, so these are alloy's wire encodings.
+rlp_values!(Header, BlockBody, Vec<Receipt>, Account);
+
+impl TableValue for B256 {
+    fn encode_value(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(self.as_slice())
+    }
+    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+        fixed::<32>(bytes).map(B256::from)
     }
 }
 
-/// A fixed-size value.
-pub fn fixed<const N: usize>(table: Table, bytes: &[u8]) -> Result<[u8; N], StorageError> {
-    bytes
-        .try_into()
-        .map_err(|_| corrupt(table, format!("expected {N} bytes, found {}", bytes.len())))
+impl TableValue for Vec<Address> {
+    fn encode_value(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.iter().flat_map(|a| a.0.0).collect())
+    }
+    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+        if !bytes.len().is_multiple_of(20) {
+            return Err(format!("length {} is not a multiple of 20", bytes.len()));
+        }
+        Ok(bytes.chunks_exact(20).map(Address::from_slice).collect())
+    }
 }
 
-/// `Meta.head` value.
-pub fn encode_head(number: u64, hash: B256) -> [u8; 40] {
-    let mut out = [0u8; 40];
-    out[..8].copy_from_slice(&number.to_be_bytes());
-    out[8..].copy_from_slice(hash.as_slice());
+impl TableValue for TxLocation {
+    fn encode_value(&self) -> Cow<'_, [u8]> {
+        let mut out = Vec::with_capacity(48);
+        out.extend_from_slice(self.block_hash.as_slice());
+        out.extend_from_slice(&self.block_number.to_be_bytes());
+        out.extend_from_slice(&self.index.to_be_bytes());
+        Cow::Owned(out)
+    }
+    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+        let raw = fixed::<48>(bytes)?;
+        let (hash, rest) = raw.split_at(32);
+        let (number, index) = rest.split_at(8);
+        Ok(Self {
+            block_hash: B256::from_slice(hash),
+            block_number: u64::from_be_bytes(fixed(number)?),
+            index: u64::from_be_bytes(fixed(index)?),
+        })
+    }
+}
+
+/// A non-zero `Storages` value (zero slots are deleted instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageValue(pub U256);
+
+impl TableValue for StorageValue {
+    fn encode_value(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.0.to_be_bytes_trimmed_vec())
+    }
+    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+        match bytes.first() {
+            Some(&first) if first != 0 && bytes.len() <= 32 => Ok(Self(U256::from_be_slice(bytes))),
+            _ => Err(format!(
+                "non-canonical slot value of {} bytes (must be 1..=32 bytes, no leading zero)",
+                bytes.len()
+            )),
+        }
+    }
+}
+
+impl TableValue for Bytes {
+    fn encode_value(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(self)
+    }
+    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+        Ok(Bytes::copy_from_slice(bytes))
+    }
+}
+
+impl TableValue for Vec<u8> {
+    fn encode_value(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(self)
+    }
+    fn decode_value(bytes: &[u8]) -> Result<Self, String> {
+        Ok(bytes.to_vec())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Meta entries
+
+/// `Meta.head` value: number (u64 BE) ++ hash.
+pub fn encode_head(number: u64, hash: B256) -> Vec<u8> {
+    let mut out = Vec::with_capacity(40);
+    out.extend_from_slice(&number.to_be_bytes());
+    out.extend_from_slice(hash.as_slice());
     out
 }
 
 /// Decodes `Meta.head`.
 pub fn decode_head(bytes: &[u8]) -> Result<(u64, B256), StorageError> {
-    let raw = fixed::<40>(META, bytes)?;
-    let mut number = [0u8; 8];
-    number.copy_from_slice(&raw[..8]);
-    Ok((u64::from_be_bytes(number), B256::from_slice(&raw[8..])))
+    let raw = fixed::<40>(bytes).map_err(meta_corrupt)?;
+    let (number, hash) = raw.split_at(8);
+    let number = u64::from_be_bytes(fixed(number).map_err(meta_corrupt)?);
+    Ok((number, B256::from_slice(hash)))
 }
 
-/// `TxLookup` value.
-pub fn encode_location(location: &TxLocation) -> [u8; 48] {
-    let mut out = [0u8; 48];
-    out[..32].copy_from_slice(location.block_hash.as_slice());
-    out[32..40].copy_from_slice(&location.block_number.to_be_bytes());
-    out[40..].copy_from_slice(&location.index.to_be_bytes());
-    out
+/// `Meta.schema_version` value.
+pub fn encode_schema_version(version: u64) -> [u8; 8] {
+    version.to_be_bytes()
 }
 
-/// Decodes a `TxLookup` value.
-pub fn decode_location(bytes: &[u8]) -> Result<TxLocation, StorageError> {
-    let raw = fixed::<48>(TX_LOOKUP, bytes)?;
-    let mut number = [0u8; 8];
-    let mut index = [0u8; 8];
-    number.copy_from_slice(&raw[32..40]);
-    index.copy_from_slice(&raw[40..]);
-    Ok(TxLocation {
-        block_hash: B256::from_slice(&raw[..32]),
-        block_number: u64::from_be_bytes(number),
-        index: u64::from_be_bytes(index),
-    })
+/// Decodes `Meta.schema_version`.
+pub fn decode_schema_version(bytes: &[u8]) -> Result<u64, StorageError> {
+    fixed::<8>(bytes)
+        .map(u64::from_be_bytes)
+        .map_err(meta_corrupt)
 }
 
-/// `Storages` value: big-endian without leading zeros (zero is never stored).
-pub fn encode_slot_value(value: U256) -> Vec<u8> {
-    value.to_be_bytes_trimmed_vec()
-}
-
-/// Decodes a `Storages` value.
-pub fn decode_slot_value(bytes: &[u8]) -> Result<U256, StorageError> {
-    if bytes.is_empty() || bytes.len() > 32 || bytes[0] == 0 {
-        return Err(corrupt(
-            STORAGES,
-            format!("non-canonical value of {} bytes", bytes.len()),
-        ));
+fn meta_corrupt(reason: String) -> StorageError {
+    StorageError::Corrupt {
+        table: Meta::NAME,
+        reason,
     }
-    Ok(U256::from_be_slice(bytes))
 }
 
-/// `Senders` value.
-pub fn encode_senders(senders: &[Address]) -> Vec<u8> {
-    senders.iter().flat_map(|a| a.0.0).collect()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Decodes a `Senders` value.
-pub fn decode_senders(bytes: &[u8]) -> Result<Vec<Address>, StorageError> {
-    if !bytes.len().is_multiple_of(20) {
-        return Err(corrupt(
-            SENDERS,
-            format!("length {} is not a multiple of 20", bytes.len()),
-        ));
+    #[test]
+    fn table_indexes_match_all() {
+        fn check<T: Table>() {
+            assert_eq!(ALL[T::INDEX], T::NAME);
+        }
+        check::<Headers>();
+        check::<CanonicalHashes>();
+        check::<Bodies>();
+        check::<Senders>();
+        check::<Receipts>();
+        check::<TxLookup>();
+        check::<Accounts>();
+        check::<Storages>();
+        check::<Bytecodes>();
+        check::<TrieNodes>();
+        check::<Meta>();
+        assert_eq!(ALL.len(), 11);
     }
-    Ok(bytes.chunks_exact(20).map(Address::from_slice).collect())
+
+    #[test]
+    fn storage_keys_sort_by_address_then_slot() {
+        let a = StorageKey {
+            address: Address::repeat_byte(1),
+            slot: B256::repeat_byte(0xff),
+        };
+        let b = StorageKey {
+            address: Address::repeat_byte(2),
+            slot: B256::ZERO,
+        };
+        assert!(a.encode_key() < b.encode_key());
+        assert_eq!(&a.encode_key()[..20], a.address.as_slice());
+    }
+
+    #[test]
+    fn slot_values_are_minimal_big_endian() {
+        let v = StorageValue(U256::from(0x0102u64));
+        assert_eq!(v.encode_value().as_ref(), &[1, 2]);
+        assert_eq!(StorageValue::decode_value(&[1, 2]), Ok(v));
+        assert!(StorageValue::decode_value(&[]).is_err());
+        assert!(StorageValue::decode_value(&[0, 1]).is_err());
+        assert!(StorageValue::decode_value(&[1; 33]).is_err());
+        let max = StorageValue(U256::MAX);
+        assert_eq!(StorageValue::decode_value(&max.encode_value()), Ok(max));
+    }
+
+    #[test]
+    fn fixed_width_values_round_trip() {
+        let location = TxLocation {
+            block_hash: B256::repeat_byte(7),
+            block_number: 0x0102_0304,
+            index: 9,
+        };
+        let bytes = location.encode_value();
+        assert_eq!(bytes.len(), 48);
+        assert_eq!(TxLocation::decode_value(&bytes), Ok(location));
+        assert!(TxLocation::decode_value(&bytes[..47]).is_err());
+
+        let head = encode_head(5, B256::repeat_byte(2));
+        assert_eq!(decode_head(&head).ok(), Some((5, B256::repeat_byte(2))));
+        assert!(decode_head(&head[1..]).is_err());
+
+        let senders = vec![Address::repeat_byte(1), Address::repeat_byte(2)];
+        let bytes = senders.encode_value();
+        assert_eq!(bytes.len(), 40);
+        assert_eq!(Vec::<Address>::decode_value(&bytes), Ok(senders));
+        assert!(Vec::<Address>::decode_value(&[0; 21]).is_err());
+    }
+
+    #[test]
+    fn rlp_values_reject_trailing_bytes() {
+        let header = Header::default();
+        let mut bytes = header.encode_value().into_owned();
+        assert_eq!(Header::decode_value(&bytes), Ok(header));
+        bytes.push(0);
+        assert!(Header::decode_value(&bytes).is_err());
+    }
 }
