@@ -224,7 +224,6 @@ fn credit_balances<S: StateReader + BlockReader + ?Sized>(
     state: &mut State<WrapDatabaseRef<StateDb<'_, S>>>,
     credits: &[(Address, U256)],
 ) -> Result<(), BlockError> {
-    let mut changes = revm::primitives::AddressMap::default();
     for (address, amount) in credits.iter().filter(|(_, amount)| !amount.is_zero()) {
         let mut info = state
             .basic(*address)
@@ -236,9 +235,11 @@ fn credit_balances<S: StateReader + BlockReader + ?Sized>(
             .ok_or(BlockError::BalanceOverflow { amount: *amount })?;
         let mut account = revm::state::Account::default().with_info(info);
         account.mark_touch();
-        // Several credits to one address (ommer and withdrawal) commit one at a time.
-        changes.insert(*address, account);
-        state.commit(std::mem::take(&mut changes));
+        // One commit per credit: an address credited twice (ommer and withdrawal) reads
+        // its first credit back through `basic` before the second.
+        state.commit(revm::primitives::AddressMap::from_iter([(
+            *address, account,
+        )]));
     }
     Ok(())
 }

@@ -190,8 +190,3 @@ fn check<T: PartialEq + core::fmt::Display>(
         Err(BlockError::mismatch(field, got, expected))
     }
 }
-
-/// keccak256 of the RLP of a block's header.
-pub fn block_hash(block: &Block) -> B256 {
-    block.header.hash_slow()
-}

@@ -26,6 +26,3 @@ pub struct RecoveredBlock {
     /// The sender of each transaction, in order.
     pub senders: Vec<Address>,
 }
-
-/// A block number and hash.
-pub type BlockNumHash = alloy_eips::BlockNumHash;
