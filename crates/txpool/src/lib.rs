@@ -1,0 +1,1 @@
+//! Transaction pool (skeleton; being written).
