@@ -3,35 +3,9 @@
 use anyhow::{Context, bail};
 use healthchain_chainspec::Genesis;
 use healthchain_storage_mdbx::{DatabaseConfig, Durability, MdbxStore};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::{DbArgs, DurabilityArg};
-
-/// The files of a data directory.
-#[derive(Debug, Clone)]
-pub struct DataDir(PathBuf);
-
-impl DataDir {
-    /// The directory at `path`.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self(path.into())
-    }
-
-    /// The MDBX environment.
-    pub fn db(&self) -> PathBuf {
-        self.0.join("db")
-    }
-
-    /// The genesis file the chain was initialised with.
-    pub fn genesis(&self) -> PathBuf {
-        self.0.join("genesis.json")
-    }
-
-    /// The directory itself.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
+use crate::{DataDir, DbArgs, DurabilityArg};
 
 /// A chain opened from its data directory.
 pub struct Chain {

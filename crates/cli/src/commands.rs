@@ -14,34 +14,23 @@ use crate::{Chain, DataDir, DbArgs, WorkloadArg, chain};
 
 /// `healthchain init`.
 pub(crate) fn init(genesis_path: &Path, args: &DbArgs) -> anyhow::Result<()> {
-    let genesis = chain::load_genesis(genesis_path)?;
-    let batch = genesis_batch(&genesis).context("building the genesis state")?;
-    let (hash, state_root) = (batch.hash, batch.header.state_root);
+    let file = healthchain_node::load_genesis(genesis_path)?;
     let dir = DataDir::new(&args.datadir);
     std::fs::create_dir_all(dir.path())
         .with_context(|| format!("creating {}", dir.path().display()))?;
     if dir.genesis().exists() {
         let existing = chain::load_genesis(&dir.genesis())?;
-        if existing != genesis {
+        if existing != file.genesis {
             bail!("{} already holds a different genesis", dir.path().display());
         }
     }
     let store = chain::open_store(args)?;
-    match store.canonical_hash(0)? {
-        Some(existing) if existing == hash => info!(%hash, "already initialised"),
-        Some(existing) => bail!(
-            "database holds genesis {existing}, but {} gives {hash}",
-            genesis_path.display()
-        ),
-        None => {
-            // The genesis file is copied first: a crash before the commit leaves a directory
-            // that `init` can simply be run on again.
-            std::fs::copy(genesis_path, dir.genesis()).context("copying the genesis file")?;
-            store
-                .commit_block(batch)
-                .context("writing the genesis block")?;
-        }
-    }
+    let (genesis, hash) = healthchain_node::init_genesis(&dir, &store, Some(file))?;
+    let state_root = genesis_batch(&genesis)
+        .context("building the genesis state")?
+        .header
+        .state_root;
+    info!(%hash, "genesis in place");
     println!("genesis hash: {hash}");
     println!("state root:   {state_root}");
     Ok(())

@@ -5,8 +5,11 @@
 
 mod chain;
 mod commands;
+mod node;
 
-pub use chain::{Chain, DataDir};
+pub use chain::Chain;
+pub use healthchain_node::DataDir;
+pub use node::{DevArgs, DevKey, DevKeys, NodeArgs, dev_genesis, dev_keys, key_matches};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -31,6 +34,17 @@ impl Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a local development network: the contracts' chain with funded public test
+    /// accounts, JSON-RPC on 127.0.0.1:8545 (HTTP) and 8546 (WebSocket).
+    Dev(DevArgs),
+    /// Run a node from a configuration file (flags override it).
+    Node {
+        /// TOML configuration file (see genesis/node.example.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: NodeArgs,
+    },
     /// Write the genesis block of GENESIS into a new data directory.
     Init {
         /// Besu- or geth-format genesis.json.
@@ -127,6 +141,15 @@ pub enum DurabilityArg {
     SafeNoSync,
 }
 
+impl From<DurabilityArg> for healthchain_node::DurabilitySetting {
+    fn from(arg: DurabilityArg) -> Self {
+        match arg {
+            DurabilityArg::Durable => Self::Durable,
+            DurabilityArg::SafeNoSync => Self::SafeNoSync,
+        }
+    }
+}
+
 /// Installs the tracing subscriber (logs go to stderr).
 pub fn init_tracing(verbosity: u8) {
     let default = match verbosity {
@@ -147,6 +170,8 @@ pub fn init_tracing(verbosity: u8) {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Dev(args) => node::dev(&args),
+        Command::Node { config, args } => node::node(config.as_deref(), &args),
         Command::Init { genesis, db } => commands::init(&genesis, &db),
         Command::Import {
             file,

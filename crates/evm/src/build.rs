@@ -7,7 +7,10 @@ use healthchain_chainspec::{ChainConfig, Hardfork};
 use healthchain_primitives::{BlockBody, Header, Transaction};
 use healthchain_storage_api::{BlockBatch, BlockReader, StateReader};
 
-use crate::{BlockError, BlockRules, apply_state_changes, execute_transactions};
+use crate::{
+    BlockError, BlockRules, ExecutionOutput, TransactionSource, apply_state_changes,
+    execute_selected, execute_transactions,
+};
 
 /// Header fields the proposer chooses; everything else is derived.
 #[derive(Debug, Clone, Default)]
@@ -27,7 +30,8 @@ pub struct BlockTemplate {
 }
 
 /// Executes `transactions` (with recovered `senders`) as the child of the store's head and
-/// returns the complete block batch. Any invalid transaction fails the whole build.
+/// returns the complete block batch. Any invalid transaction fails the whole build (use
+/// [`build_block_from`] to select from a pool instead).
 pub fn build_block<S: StateReader + BlockReader + ?Sized>(
     config: &ChainConfig,
     store: &S,
@@ -35,6 +39,55 @@ pub fn build_block<S: StateReader + BlockReader + ?Sized>(
     transactions: Vec<Transaction>,
     senders: Vec<Address>,
 ) -> Result<BlockBatch, BlockError> {
+    let ChildHeader {
+        header,
+        parent_state_root,
+        credits,
+    } = child_header(config, store, template)?;
+    let output = execute_transactions(config, store, &header, &transactions, &senders, &credits)?;
+    seal_roots(
+        store,
+        header,
+        parent_state_root,
+        output,
+        transactions,
+        senders,
+    )
+}
+
+/// Builds the child of the store's head from candidates supplied by `source` (best first),
+/// leaving out transactions that are invalid or do not fit; the source hears about each one
+/// left out so it can skip that sender's later nonces.
+pub fn build_block_from<S: StateReader + BlockReader + ?Sized>(
+    config: &ChainConfig,
+    store: &S,
+    template: BlockTemplate,
+    source: &mut dyn TransactionSource,
+) -> Result<BlockBatch, BlockError> {
+    let ChildHeader {
+        header,
+        parent_state_root,
+        credits,
+    } = child_header(config, store, template)?;
+    let (output, transactions, senders) =
+        execute_selected(config, store, &header, source, &credits)?;
+    seal_roots(
+        store,
+        header,
+        parent_state_root,
+        output,
+        transactions,
+        senders,
+    )
+}
+
+/// The new block's header before execution, its parent's state root and the end-of-block
+/// credits.
+fn child_header<S: StateReader + BlockReader + ?Sized>(
+    config: &ChainConfig,
+    store: &S,
+    template: BlockTemplate,
+) -> Result<ChildHeader, BlockError> {
     let head = store.head()?;
     let (_, parent_hash) = head.ok_or(BlockError::UnknownParent {
         parent: B256::ZERO,
@@ -49,9 +102,9 @@ pub fn build_block<S: StateReader + BlockReader + ?Sized>(
     let number = parent.number + 1;
     let rules = BlockRules::new(config, number, template.timestamp);
     let cancun = rules.is_active(Hardfork::Cancun);
-    let withdrawals = rules.is_active(Hardfork::Shanghai).then(Default::default);
+    let shanghai = rules.is_active(Hardfork::Shanghai);
 
-    let mut header = Header {
+    let header = Header {
         parent_hash,
         ommers_hash: EMPTY_OMMER_ROOT_HASH,
         beneficiary: template.beneficiary,
@@ -63,7 +116,7 @@ pub fn build_block<S: StateReader + BlockReader + ?Sized>(
         nonce: B64::ZERO,
         difficulty: template.difficulty,
         base_fee_per_gas: rules.expected_base_fee(&parent, number),
-        withdrawals_root: withdrawals.as_ref().map(|_| healthchain_trie::EMPTY_ROOT),
+        withdrawals_root: shanghai.then_some(healthchain_trie::EMPTY_ROOT),
         parent_beacon_block_root: cancun.then_some(B256::ZERO),
         excess_blob_gas: crate::blob_params(rules.fork).map(|params| {
             params.next_block_excess_blob_gas_osaka(
@@ -78,7 +131,30 @@ pub fn build_block<S: StateReader + BlockReader + ?Sized>(
         ..Default::default()
     };
     let credits = rules.end_of_block_credits(&header, &[], &[]);
-    let output = execute_transactions(config, store, &header, &transactions, &senders, &credits)?;
+    Ok(ChildHeader {
+        header,
+        parent_state_root: parent.state_root,
+        credits,
+    })
+}
+
+struct ChildHeader {
+    header: Header,
+    parent_state_root: B256,
+    credits: Vec<(Address, U256)>,
+}
+
+/// Fills in the roots and totals that execution determined and assembles the batch.
+fn seal_roots<S: StateReader + ?Sized>(
+    store: &S,
+    mut header: Header,
+    parent_state_root: B256,
+    output: ExecutionOutput,
+    transactions: Vec<Transaction>,
+    senders: Vec<Address>,
+) -> Result<BlockBatch, BlockError> {
+    let cancun = header.parent_beacon_block_root.is_some();
+    let withdrawals = header.withdrawals_root.map(|_| Default::default());
     header.gas_used = output.gas_used;
     header.blob_gas_used = cancun.then_some(output.blob_gas_used);
     header.logs_bloom = output.logs_bloom();
@@ -87,7 +163,7 @@ pub fn build_block<S: StateReader + BlockReader + ?Sized>(
     );
     header.transactions_root =
         healthchain_trie::ordered_trie_root(transactions.iter().map(Encodable2718::encoded_2718));
-    let (state_root, state) = apply_state_changes(store, parent.state_root, output.changes)?;
+    let (state_root, state) = apply_state_changes(store, parent_state_root, output.changes)?;
     header.state_root = state_root;
     let hash = header.hash_slow();
     Ok(BlockBatch {

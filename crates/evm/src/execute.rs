@@ -76,6 +76,21 @@ pub fn tx_env(tx: &Transaction, sender: Address) -> TxEnv {
     }
 }
 
+/// Sets revm's configuration for the chain and the block's fork.
+pub(crate) fn configure(
+    cfg: &mut revm::context::CfgEnv,
+    config: &ChainConfig,
+    rules: &BlockRules<'_>,
+) {
+    cfg.spec = spec_id(rules.fork);
+    cfg.chain_id = config.chain_id;
+    cfg.limit_contract_code_size = config.contract_size_limit;
+    if let Some(limit) = config.contract_size_limit {
+        // EIP-3860 ties the init code limit to twice the code size limit.
+        cfg.limit_contract_initcode_size = Some(limit.saturating_mul(2));
+    }
+}
+
 /// revm's block environment for a header.
 pub fn block_env(rules: &BlockRules<'_>, header: &Header) -> BlockEnv {
     let blob = blob_params(rules.fork).map(|params| {
@@ -109,27 +124,87 @@ pub fn execute_transactions<S: StateReader + BlockReader + ?Sized>(
     senders: &[Address],
     credits: &[(Address, U256)],
 ) -> Result<ExecutionOutput, BlockError> {
+    let (output, _) = execute_inner(
+        config,
+        store,
+        header,
+        Selection::Strict(transactions, senders),
+        credits,
+    )?;
+    Ok(output)
+}
+
+/// Candidate transactions for a block being built, best first (the pool's ordering).
+pub trait TransactionSource {
+    /// The next candidate and its sender, or `None` when the builder should stop.
+    fn next_transaction(&mut self) -> Option<(Transaction, Address)>;
+    /// The last candidate was left out; `invalid` says whether it can never be included
+    /// on this state (bad nonce, balance, ...) rather than merely not fitting the block.
+    /// Either way no later transaction of the same sender can follow it in this block.
+    fn skip_sender(&mut self, sender: Address, hash: B256, invalid: Option<String>);
+}
+
+/// A transaction the builder could not include.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedTransaction {
+    /// Its hash.
+    pub hash: B256,
+    /// Its sender.
+    pub sender: Address,
+    /// Why it is invalid on this state; `None` if it only did not fit the block's gas.
+    pub invalid: Option<String>,
+}
+
+/// Executes candidates from `source` in order as the transactions of `header`, leaving out
+/// any that are invalid or do not fit the remaining gas (reported through
+/// [`TransactionSource::skip_sender`]). Returns the output and the included transactions
+/// with their senders.
+pub fn execute_selected<S: StateReader + BlockReader + ?Sized>(
+    config: &ChainConfig,
+    store: &S,
+    header: &Header,
+    source: &mut dyn TransactionSource,
+    credits: &[(Address, U256)],
+) -> Result<(ExecutionOutput, Vec<Transaction>, Vec<Address>), BlockError> {
+    let (output, included) =
+        execute_inner(config, store, header, Selection::Select(source), credits)?;
+    let (transactions, senders) = included.into_iter().unzip();
+    Ok((output, transactions, senders))
+}
+
+enum Selection<'a> {
+    /// Import: every transaction must be valid.
+    Strict(&'a [Transaction], &'a [Address]),
+    /// Build: take what is valid and fits.
+    Select(&'a mut dyn TransactionSource),
+}
+
+/// Cheapest possible transaction: once less gas than this remains, building stops.
+const MIN_TX_GAS: u64 = 21_000;
+
+fn execute_inner<S: StateReader + BlockReader + ?Sized>(
+    config: &ChainConfig,
+    store: &S,
+    header: &Header,
+    mut selection: Selection<'_>,
+    credits: &[(Address, U256)],
+) -> Result<(ExecutionOutput, Vec<(Transaction, Address)>), BlockError> {
     let rules = BlockRules::new(config, header.number, header.timestamp);
     let mut state = StateBuilder::new()
         .with_database(WrapDatabaseRef(StateDb::new(store)))
         .with_bundle_update()
         .build();
 
-    let mut receipts = Vec::with_capacity(transactions.len());
+    let mut receipts = match &selection {
+        Selection::Strict(transactions, _) => Vec::with_capacity(transactions.len()),
+        Selection::Select(_) => Vec::new(),
+    };
     let mut gas_used = 0u64;
     let mut blob_gas_used = 0u64;
-    {
+    let included = {
         let mut evm = Context::mainnet()
             .with_db(&mut state)
-            .modify_cfg_chained(|cfg| {
-                cfg.spec = spec_id(rules.fork);
-                cfg.chain_id = config.chain_id;
-                cfg.limit_contract_code_size = config.contract_size_limit;
-                if let Some(limit) = config.contract_size_limit {
-                    // EIP-3860 ties the init code limit to twice the code size limit.
-                    cfg.limit_contract_initcode_size = Some(limit.saturating_mul(2));
-                }
-            })
+            .modify_cfg_chained(|cfg| configure(cfg, config, &rules))
             .with_block(block_env(&rules, header))
             .build_mainnet();
 
@@ -157,18 +232,50 @@ pub fn execute_transactions<S: StateReader + BlockReader + ?Sized>(
             }
         }
 
-        for (index, (tx, sender)) in transactions.iter().zip(senders).enumerate() {
+        let mut included = Vec::new();
+        let mut index = 0usize;
+        loop {
             let available = header.gas_limit.saturating_sub(gas_used);
-            if tx.gas_limit() > available {
-                return Err(BlockError::BlockGasExceeded {
-                    index,
-                    needed: tx.gas_limit(),
-                    available,
-                });
-            }
-            let result = evm
-                .transact_commit(tx_env(tx, *sender))
-                .map_err(|e| evm_error(index, *tx.tx_hash(), e))?;
+            let (tx, sender) = match &mut selection {
+                Selection::Strict(transactions, senders) => {
+                    let Some((tx, sender)) = transactions.get(index).zip(senders.get(index)) else {
+                        break;
+                    };
+                    if tx.gas_limit() > available {
+                        return Err(BlockError::BlockGasExceeded {
+                            index,
+                            needed: tx.gas_limit(),
+                            available,
+                        });
+                    }
+                    (std::borrow::Cow::Borrowed(tx), *sender)
+                }
+                Selection::Select(source) => {
+                    if available < MIN_TX_GAS {
+                        break;
+                    }
+                    let Some((tx, sender)) = source.next_transaction() else {
+                        break;
+                    };
+                    if tx.gas_limit() > available {
+                        source.skip_sender(sender, *tx.tx_hash(), None);
+                        continue;
+                    }
+                    (std::borrow::Cow::Owned(tx), sender)
+                }
+            };
+            let result = match evm.transact_commit(tx_env(&tx, sender)) {
+                Ok(result) => result,
+                Err(revm::context::result::EVMError::Transaction(reason))
+                    if matches!(selection, Selection::Select(_)) =>
+                {
+                    if let Selection::Select(source) = &mut selection {
+                        source.skip_sender(sender, *tx.tx_hash(), Some(reason.to_string()));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(evm_error(index, *tx.tx_hash(), e)),
+            };
             gas_used += result.tx_gas_used();
             blob_gas_used += tx.blob_gas_used().unwrap_or_default();
             let receipt = ReceiptBody {
@@ -177,19 +284,27 @@ pub fn execute_transactions<S: StateReader + BlockReader + ?Sized>(
                 logs: result.into_logs(),
             };
             receipts.push(envelope(tx.tx_type(), ReceiptWithBloom::from(receipt)));
+            if let std::borrow::Cow::Owned(tx) = tx {
+                included.push((tx, sender));
+            }
+            index += 1;
         }
-    }
+        included
+    };
 
     credit_balances(&mut state, credits)?;
 
     state.merge_transitions(BundleRetention::PlainState);
     let changes = state.take_bundle().to_plain_state(OriginalValuesKnown::Yes);
-    Ok(ExecutionOutput {
-        receipts,
-        gas_used,
-        blob_gas_used,
-        changes,
-    })
+    Ok((
+        ExecutionOutput {
+            receipts,
+            gas_used,
+            blob_gas_used,
+            changes,
+        },
+        included,
+    ))
 }
 
 fn envelope(ty: TxType, receipt: ReceiptWithBloom<ReceiptBody<alloy_primitives::Log>>) -> Receipt {

@@ -6,16 +6,21 @@
 //! receipt, not an error.
 
 mod build;
+mod call;
 mod db;
 mod error;
 mod execute;
 mod rules;
 mod validate;
 
-pub use build::{BlockTemplate, build_block};
+pub use build::{BlockTemplate, build_block, build_block_from};
+pub use call::{AccountOverride, CallError, CallOptions, call};
 pub use db::{DbError, StateDb};
 pub use error::BlockError;
-pub use execute::{ExecutionOutput, apply_state_changes, block_env, execute_transactions, tx_env};
+pub use execute::{
+    ExecutionOutput, SkippedTransaction, TransactionSource, apply_state_changes, block_env,
+    execute_selected, execute_transactions, tx_env,
+};
 pub use rules::{BlockRules, blob_params, spec_id};
 pub use validate::{recover_senders, validate_body, validate_header};
 

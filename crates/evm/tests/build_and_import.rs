@@ -151,3 +151,111 @@ fn a_reverted_transaction_is_a_status_zero_receipt() {
     follower.commit_block(imported).unwrap();
     assert_eq!(follower.account(alice.address).unwrap().unwrap().nonce, 2);
 }
+
+/// Candidates in a fixed order that remember what the builder told them.
+struct ListSource {
+    candidates: std::collections::VecDeque<(
+        healthchain_primitives::Transaction,
+        alloy_primitives::Address,
+    )>,
+    skipped: Vec<(alloy_primitives::Address, B256, Option<String>)>,
+}
+
+impl healthchain_evm::TransactionSource for ListSource {
+    fn next_transaction(
+        &mut self,
+    ) -> Option<(
+        healthchain_primitives::Transaction,
+        alloy_primitives::Address,
+    )> {
+        loop {
+            let (tx, sender) = self.candidates.pop_front()?;
+            // Like the pool: once a sender is skipped, its later nonces are not offered.
+            if !self.skipped.iter().any(|(s, _, _)| *s == sender) {
+                return Some((tx, sender));
+            }
+        }
+    }
+
+    fn skip_sender(
+        &mut self,
+        sender: alloy_primitives::Address,
+        hash: B256,
+        invalid: Option<String>,
+    ) {
+        self.skipped.push((sender, hash, invalid));
+    }
+}
+
+#[test]
+fn building_from_a_source_leaves_out_invalid_and_oversized_transactions() {
+    use alloy_primitives::{Address, U256};
+    use healthchain_evm::{BlockTemplate, build_block_from};
+    use healthchain_fixtures::DevAccount;
+    let store = MemoryStore::default();
+    store
+        .commit_block(genesis_batch(&genesis(4)).unwrap())
+        .unwrap();
+    let (alice, bob, carol) = (DevAccount::new(0), DevAccount::new(1), DevAccount::new(2));
+    let to = Address::repeat_byte(7);
+    let bad_nonce = bob.transfer(5, to, U256::from(1));
+    let bob_next = bob.transfer(6, to, U256::from(1));
+    let mut too_big = alloy_consensus::TxEip1559 {
+        chain_id: healthchain_fixtures::CHAIN_ID,
+        nonce: 0,
+        // Fits the block alone, but not after alice's first transfer.
+        gas_limit: genesis(4).gas_limit - 10_000,
+        max_fee_per_gas: 1_000_000_000,
+        to: alloy_primitives::TxKind::Call(to),
+        ..Default::default()
+    };
+    too_big.value = U256::from(1);
+    let carol_big = carol.sign(too_big);
+    let candidates = vec![
+        (alice.transfer(0, to, U256::from(1)), alice.address),
+        (bad_nonce.clone(), bob.address),
+        (bob_next, bob.address),
+        (carol_big.clone(), carol.address),
+        (alice.transfer(1, to, U256::from(1)), alice.address),
+    ];
+    let mut source = ListSource {
+        candidates: candidates.into(),
+        skipped: Vec::new(),
+    };
+    let template = BlockTemplate {
+        timestamp: 1,
+        gas_limit: genesis(4).gas_limit,
+        difficulty: U256::from(1),
+        ..Default::default()
+    };
+    let batch = build_block_from(&config(), &store, template, &mut source).unwrap();
+    let hashes: Vec<B256> = batch
+        .body
+        .transactions
+        .iter()
+        .map(|t| *t.tx_hash())
+        .collect();
+    assert_eq!(
+        hashes.len(),
+        2,
+        "only alice's two transfers fit and are valid"
+    );
+    assert_eq!(batch.senders, vec![alice.address; 2]);
+    // Bob's nonce 5 is invalid (his account nonce is 0) and his nonce 6 was never offered;
+    // Carol's transaction is valid but did not fit, so it is skipped, not invalid.
+    assert_eq!(source.skipped.len(), 2, "{:?}", source.skipped);
+    assert_eq!(source.skipped[0].1, *bad_nonce.tx_hash());
+    assert!(source.skipped[0].2.is_some());
+    assert_eq!(source.skipped[1].1, *carol_big.tx_hash());
+    assert!(source.skipped[1].2.is_none());
+    // The block is valid for any other node.
+    let follower = MemoryStore::default();
+    follower
+        .commit_block(genesis_batch(&genesis(4)).unwrap())
+        .unwrap();
+    let block = Block {
+        header: batch.header.clone(),
+        body: batch.body.clone(),
+    };
+    assert_eq!(execute_block(&config(), &follower, block).unwrap(), batch);
+}

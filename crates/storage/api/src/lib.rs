@@ -56,6 +56,23 @@ pub trait StateReader: Send + Sync {
     fn trie_node(&self, hash: B256) -> StorageResult<Option<Vec<u8>>>;
 }
 
+/// A reference reads what it points to (lets `&dyn ChainStore` go where a sized reader is
+/// expected).
+impl<T: StateReader + ?Sized> StateReader for &T {
+    fn account(&self, address: Address) -> StorageResult<Option<Account>> {
+        (**self).account(address)
+    }
+    fn storage(&self, address: Address, slot: B256) -> StorageResult<U256> {
+        (**self).storage(address, slot)
+    }
+    fn bytecode(&self, code_hash: B256) -> StorageResult<Option<Bytes>> {
+        (**self).bytecode(code_hash)
+    }
+    fn trie_node(&self, hash: B256) -> StorageResult<Option<Vec<u8>>> {
+        (**self).trie_node(hash)
+    }
+}
+
 /// Where a transaction sits in the chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TxLocation {
@@ -83,6 +100,30 @@ pub trait BlockReader: Send + Sync {
     fn receipts(&self, hash: B256) -> StorageResult<Option<Vec<Receipt>>>;
     /// Location of a transaction by hash.
     fn transaction_location(&self, tx_hash: B256) -> StorageResult<Option<TxLocation>>;
+}
+
+impl<T: BlockReader + ?Sized> BlockReader for &T {
+    fn head(&self) -> StorageResult<Option<(u64, B256)>> {
+        (**self).head()
+    }
+    fn canonical_hash(&self, number: u64) -> StorageResult<Option<B256>> {
+        (**self).canonical_hash(number)
+    }
+    fn header(&self, hash: B256) -> StorageResult<Option<Header>> {
+        (**self).header(hash)
+    }
+    fn body(&self, hash: B256) -> StorageResult<Option<BlockBody>> {
+        (**self).body(hash)
+    }
+    fn senders(&self, hash: B256) -> StorageResult<Option<Vec<Address>>> {
+        (**self).senders(hash)
+    }
+    fn receipts(&self, hash: B256) -> StorageResult<Option<Vec<Receipt>>> {
+        (**self).receipts(hash)
+    }
+    fn transaction_location(&self, tx_hash: B256) -> StorageResult<Option<TxLocation>> {
+        (**self).transaction_location(tx_hash)
+    }
 }
 
 /// Flat-state changes of one block.

@@ -1,0 +1,257 @@
+//! `healthchain node` and `healthchain dev`: run a node until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use healthchain_node::{GenesisFile, NodeConfig, NodeHandle, NodeKey};
+
+use crate::DurabilityArg;
+
+/// Flags that override the config file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NodeArgs {
+    /// Data directory (overrides `[node] datadir`).
+    #[arg(long)]
+    pub datadir: Option<PathBuf>,
+    /// Genesis file (overrides `[node] genesis`).
+    #[arg(long)]
+    pub genesis: Option<PathBuf>,
+    /// HTTP JSON-RPC address (overrides `[rpc] http-addr`).
+    #[arg(long)]
+    pub rpc_http_addr: Option<SocketAddr>,
+    /// WebSocket JSON-RPC address (overrides `[rpc] ws-addr`).
+    #[arg(long)]
+    pub rpc_ws_addr: Option<SocketAddr>,
+    /// Commit durability (overrides `[storage] durability`).
+    #[arg(long, value_enum)]
+    pub durability: Option<DurabilityArg>,
+    /// Lowest gas price the pool accepts, in wei (overrides `[txpool] min-gas-price`).
+    #[arg(long)]
+    pub min_gas_price: Option<u64>,
+    /// Seal blocks with the key in this file (sets `[validator] enabled` and `key-file`).
+    #[arg(long)]
+    pub validator_key: Option<PathBuf>,
+    /// Block period in milliseconds (overrides `[validator] block-period-ms`).
+    #[arg(long)]
+    pub block_period_ms: Option<u64>,
+}
+
+impl NodeArgs {
+    fn apply(&self, config: &mut NodeConfig) {
+        if let Some(dir) = &self.datadir {
+            config.node.datadir = Some(dir.clone());
+        }
+        if let Some(genesis) = &self.genesis {
+            config.node.genesis = Some(genesis.clone());
+        }
+        if let Some(addr) = self.rpc_http_addr {
+            config.rpc.http_addr = addr;
+        }
+        if let Some(addr) = self.rpc_ws_addr {
+            config.rpc.ws_addr = addr;
+        }
+        if let Some(durability) = self.durability {
+            config.storage.durability = durability.into();
+        }
+        if let Some(price) = self.min_gas_price {
+            config.txpool.min_gas_price = price;
+        }
+        if let Some(key) = &self.validator_key {
+            config.validator.enabled = true;
+            config.validator.key_file = Some(key.clone());
+        }
+        if let Some(ms) = self.block_period_ms {
+            config.validator.block_period_ms = Some(ms);
+        }
+    }
+}
+
+/// `healthchain node`.
+pub(crate) fn node(config_path: Option<&Path>, args: &NodeArgs) -> anyhow::Result<()> {
+    let mut config = match config_path {
+        Some(path) => NodeConfig::load(path)?,
+        None => NodeConfig::default(),
+    };
+    args.apply(&mut config);
+    config.validate()?;
+    runtime()?.block_on(async {
+        let node = healthchain_node::launch(config, None).await?;
+        tracing::info!(genesis = %node.genesis_hash, datadir = %node.datadir.display(), "node started");
+        wait_and_stop(node).await
+    })
+}
+
+/// The development chain's genesis, compiled in so `dev` runs from anywhere.
+const DEV_GENESIS: &str = include_str!("../../../genesis/dev.json");
+/// Its public test keys.
+const DEV_KEYS: &str = include_str!("../../../genesis/dev-keys.json");
+
+/// One funded development account.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DevKey {
+    /// Address.
+    pub address: alloy_primitives::Address,
+    /// Private key hex.
+    pub private_key: String,
+}
+
+/// The development keys file.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct DevKeys {
+    /// Funded accounts.
+    pub accounts: Vec<DevKey>,
+    /// Validator keys.
+    pub validators: Vec<DevKey>,
+}
+
+/// The compiled-in development keys.
+pub fn dev_keys() -> anyhow::Result<DevKeys> {
+    serde_json::from_str::<DevKeys>(DEV_KEYS).context("genesis/dev-keys.json")
+}
+
+/// The compiled-in development genesis.
+pub fn dev_genesis() -> anyhow::Result<GenesisFile> {
+    Ok(GenesisFile::parse(
+        DEV_GENESIS.to_string(),
+        Path::new("genesis/dev.json"),
+    )?)
+}
+
+/// Options of `healthchain dev`.
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    /// Keep the chain here (a fresh temporary directory, removed on exit, by default).
+    #[arg(long)]
+    pub datadir: Option<PathBuf>,
+    /// HTTP JSON-RPC address.
+    #[arg(long, default_value = "127.0.0.1:8545")]
+    pub rpc_http_addr: SocketAddr,
+    /// WebSocket JSON-RPC address.
+    #[arg(long, default_value = "127.0.0.1:8546")]
+    pub rpc_ws_addr: SocketAddr,
+    /// Block period in milliseconds (the genesis says 1000).
+    #[arg(long)]
+    pub block_period_ms: Option<u64>,
+}
+
+/// `healthchain dev`.
+pub(crate) fn dev(args: &DevArgs) -> anyhow::Result<()> {
+    let keys = dev_keys()?;
+    let genesis = dev_genesis()?;
+    let (datadir, temp) = match &args.datadir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix("healthchain-dev-")
+                .tempdir()
+                .context("creating a temporary data directory")?;
+            (temp.path().to_path_buf(), Some(temp))
+        }
+    };
+    std::fs::create_dir_all(&datadir).with_context(|| format!("creating {}", datadir.display()))?;
+    let validator = keys
+        .validators
+        .first()
+        .context("genesis/dev-keys.json lists no validator")?;
+    let key_file = datadir.join("validator.key");
+    std::fs::write(&key_file, &validator.private_key)
+        .with_context(|| format!("writing {}", key_file.display()))?;
+
+    let mut config = NodeConfig::default();
+    config.node.datadir = Some(datadir.clone());
+    config.rpc.http_addr = args.rpc_http_addr;
+    config.rpc.ws_addr = args.rpc_ws_addr;
+    // Browser dapps (Remix, MetaMask) call a dev node from other origins.
+    config.rpc.cors_origins = vec!["*".into()];
+    config.txpool.min_gas_price = 0;
+    config.validator.enabled = true;
+    config.validator.key_file = Some(key_file);
+    config.validator.block_period_ms = args.block_period_ms;
+
+    let chain_id = genesis.genesis.config.chain_id;
+    runtime()?.block_on(async {
+        let node = healthchain_node::launch(config, Some(genesis)).await?;
+        print_banner(&node, chain_id, &keys);
+        wait_and_stop(node).await
+    })?;
+    drop(temp);
+    Ok(())
+}
+
+fn print_banner(node: &NodeHandle, chain_id: u64, keys: &DevKeys) {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "\nHealthChain development network (chain id {chain_id}, genesis {})\n",
+        node.genesis_hash
+    ));
+    if let Some(addr) = node.http_addr {
+        out.push_str(&format!("JSON-RPC over HTTP:      http://{addr}\n"));
+    }
+    if let Some(addr) = node.ws_addr {
+        out.push_str(&format!("JSON-RPC over WebSocket: ws://{addr}\n"));
+    }
+    if let Some(validator) = node.validator {
+        out.push_str(&format!("Sealing blocks as:       {validator}\n"));
+    }
+    out.push_str(&format!(
+        "Data directory:          {}\n",
+        node.datadir.display()
+    ));
+    out.push_str("\nAccounts\n========\n\n");
+    out.push_str(
+        "WARNING: These are PUBLIC TEST KEYS. Anyone can sign with them. Never send real funds\n\
+         to these accounts or use them on any network but a local development chain.\n\n",
+    );
+    for (i, key) in keys.accounts.iter().enumerate() {
+        out.push_str(&format!(
+            "Account #{i}: {} (10000 ETH)\nPrivate Key: {}\n\n",
+            key.address, key.private_key
+        ));
+    }
+    out.push_str("Press Ctrl-C to stop.\n");
+    println!("{out}");
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+async fn wait_and_stop(node: NodeHandle) -> anyhow::Result<()> {
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    node.shutdown().await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Checks that a development key signs for its address (used by tests).
+pub fn key_matches(key: &DevKey) -> bool {
+    NodeKey::from_hex(&key.private_key).is_some_and(|k| k.address() == key.address)
+}

@@ -1,0 +1,316 @@
+//! A real node on loopback ports: transactions go in over JSON-RPC, sealed blocks come out,
+//! bad requests get Besu's errors and the node keeps serving, restarts keep the chain.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, U256};
+use healthchain_fixtures::DevAccount;
+use healthchain_node::{GenesisFile, NodeConfig, NodeHandle, launch};
+use serde_json::{Value, json};
+
+/// Most time any wait in these tests may take.
+const WAIT: Duration = Duration::from_secs(30);
+
+fn genesis() -> GenesisFile {
+    GenesisFile::parse(
+        healthchain_fixtures::genesis_json(8),
+        std::path::Path::new("fixtures"),
+    )
+    .unwrap()
+}
+
+fn config(datadir: &std::path::Path) -> NodeConfig {
+    let mut config = NodeConfig::default();
+    config.node.datadir = Some(datadir.to_path_buf());
+    config.rpc.http_addr = "127.0.0.1:0".parse().unwrap();
+    config.rpc.ws_addr = "127.0.0.1:0".parse().unwrap();
+    config.txpool.min_gas_price = 0;
+    let key = datadir.join("validator.key");
+    std::fs::create_dir_all(datadir).unwrap();
+    std::fs::write(&key, DevAccount::new(1000).secret_hex()).unwrap();
+    config.validator.enabled = true;
+    config.validator.key_file = Some(key);
+    config.validator.block_period_ms = Some(100);
+    config
+}
+
+/// Posts raw bytes to the HTTP endpoint; returns the status code and body.
+fn post_raw(addr: SocketAddr, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    // The server may answer (413) and close before reading an oversized body.
+    let _ = stream.write_all(body);
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn rpc(addr: SocketAddr, method: &str, params: Value) -> Value {
+    let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let (status, body) = post_raw(addr, request.to_string().as_bytes());
+    assert_eq!(status, 200, "{method}: HTTP {status}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method}: {e}: {body}"))
+}
+
+fn result(addr: SocketAddr, method: &str, params: Value) -> Value {
+    let response = rpc(addr, method, params);
+    assert!(
+        response.get("error").is_none(),
+        "{method} failed: {response}"
+    );
+    response["result"].clone()
+}
+
+fn error_code(response: &Value) -> i64 {
+    response["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("expected an error, got {response}"))
+}
+
+fn quantity(value: &Value) -> u64 {
+    u64::from_str_radix(value.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+async fn start(datadir: &std::path::Path) -> (NodeHandle, SocketAddr) {
+    let node = launch(config(datadir), Some(genesis())).await.unwrap();
+    let addr = node.http_addr.unwrap();
+    (node, addr)
+}
+
+/// Runs blocking HTTP calls off the runtime the node runs on.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+fn wait_for_receipt(addr: SocketAddr, hash: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let receipt = result(addr, "eth_getTransactionReceipt", json!([hash]));
+        if !receipt.is_null() {
+            return receipt;
+        }
+        assert!(Instant::now() < deadline, "no receipt for {hash}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn raw(tx: &healthchain_primitives::Transaction) -> String {
+    format!("0x{}", alloy_primitives::hex::encode(tx.encoded_2718()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_submitted_over_rpc_are_sealed_into_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, addr) = start(dir.path()).await;
+    blocking(move || {
+        let chain_id = quantity(&result(addr, "eth_chainId", json!([])));
+        assert_eq!(chain_id, healthchain_fixtures::CHAIN_ID);
+        let alice = DevAccount::new(0);
+        let bob = Address::repeat_byte(0xb0);
+        let mut hashes = Vec::new();
+        for nonce in 0..5 {
+            let tx = alice.transfer(nonce, bob, U256::from(1000 + nonce));
+            let hash = result(addr, "eth_sendRawTransaction", json!([raw(&tx)]));
+            assert_eq!(hash.as_str().unwrap(), tx.tx_hash().to_string());
+            hashes.push(hash.as_str().unwrap().to_string());
+        }
+        // The pool counts the pending run for `pending` but not for `latest`.
+        let pending = quantity(&result(
+            addr,
+            "eth_getTransactionCount",
+            json!([alice.address, "pending"]),
+        ));
+        let latest = quantity(&result(
+            addr,
+            "eth_getTransactionCount",
+            json!([alice.address, "latest"]),
+        ));
+        assert!(pending >= latest);
+        assert_eq!(pending, 5, "pending nonce counts every submitted tx");
+
+        let mut block_numbers = Vec::new();
+        for hash in &hashes {
+            let receipt = wait_for_receipt(addr, hash);
+            assert_eq!(receipt["status"], "0x1", "{receipt}");
+            assert_eq!(
+                receipt["from"].as_str().unwrap().to_lowercase(),
+                alice.address.to_string().to_lowercase()
+            );
+            assert_eq!(quantity(&receipt["gasUsed"]), 21_000);
+            block_numbers.push(quantity(&receipt["blockNumber"]));
+        }
+        let balance = result(addr, "eth_getBalance", json!([bob, "latest"]));
+        assert_eq!(
+            U256::from_str_radix(balance.as_str().unwrap().trim_start_matches("0x"), 16).unwrap(),
+            U256::from(1000 + 1001 + 1002 + 1003 + 1004)
+        );
+        let nonce = quantity(&result(
+            addr,
+            "eth_getTransactionCount",
+            json!([alice.address, "latest"]),
+        ));
+        assert_eq!(nonce, 5);
+
+        // The block holding the first transaction lists it and links to its parent.
+        let number = block_numbers[0];
+        let block = result(
+            addr,
+            "eth_getBlockByNumber",
+            json!([format!("0x{number:x}"), true]),
+        );
+        let parent = result(
+            addr,
+            "eth_getBlockByNumber",
+            json!([format!("0x{:x}", number - 1), false]),
+        );
+        assert_eq!(block["parentHash"], parent["hash"]);
+        assert!(quantity(&block["timestamp"]) > quantity(&parent["timestamp"]));
+        let txs = block["transactions"].as_array().unwrap();
+        assert!(
+            txs.iter().any(|t| t["hash"] == hashes[0].as_str()),
+            "{block}"
+        );
+        let by_hash = result(addr, "eth_getBlockByHash", json!([block["hash"], false]));
+        assert_eq!(by_hash["number"], block["number"]);
+        let tx = result(addr, "eth_getTransactionByHash", json!([hashes[0]]));
+        assert_eq!(tx["blockHash"], block["hash"]);
+        let receipts = result(addr, "eth_getBlockReceipts", json!([block["number"]]));
+        assert_eq!(receipts.as_array().unwrap().len(), txs.len());
+        // Blocks above the head are null, as in Besu.
+        let head = quantity(&result(addr, "eth_blockNumber", json!([])));
+        let future = result(
+            addr,
+            "eth_getBlockByNumber",
+            json!([format!("0x{:x}", head + 1000), false]),
+        );
+        assert!(future.is_null());
+    })
+    .await;
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_errors_and_the_node_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, addr) = start(dir.path()).await;
+    blocking(move || {
+        let still_serving = || {
+            let n = result(addr, "eth_blockNumber", json!([]));
+            assert!(n.as_str().unwrap().starts_with("0x"));
+        };
+        // Malformed JSON.
+        let (_, body) = post_raw(addr, b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":");
+        let response: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(error_code(&response), -32700, "{body}");
+        still_serving();
+        // Unknown method.
+        assert_eq!(
+            error_code(&rpc(addr, "eth_noSuchMethod", json!([]))),
+            -32601
+        );
+        // Wrong parameter type and count.
+        assert_eq!(
+            error_code(&rpc(addr, "eth_getBalance", json!([42]))),
+            -32602
+        );
+        assert_eq!(
+            error_code(&rpc(addr, "eth_getBlockByNumber", json!([]))),
+            -32602
+        );
+        still_serving();
+        // Undecodable transaction bytes.
+        let response = rpc(addr, "eth_sendRawTransaction", json!(["0xdeadbeef"]));
+        assert!(response.get("error").is_some(), "{response}");
+        // A transaction signed for another chain.
+        let alice = DevAccount::new(1);
+        let mut tx = alloy_consensus::TxEip1559 {
+            chain_id: 999,
+            nonce: 0,
+            gas_limit: 21_000,
+            to: alloy_primitives::TxKind::Call(Address::repeat_byte(1)),
+            ..Default::default()
+        };
+        tx.max_fee_per_gas = 0;
+        let signed = alice.sign(tx);
+        let response = rpc(addr, "eth_sendRawTransaction", json!([raw(&signed)]));
+        assert_eq!(response["error"]["message"], "Wrong chainId", "{response}");
+        // eth_sendTransaction is not supported.
+        assert_eq!(
+            error_code(&rpc(addr, "eth_sendTransaction", json!([{}]))),
+            -32604
+        );
+        // An oversized body is refused without taking the server down.
+        let huge = vec![b' '; 6 * 1024 * 1024];
+        let (status, _) = post_raw(addr, &huge);
+        assert_ne!(status, 200);
+        still_serving();
+        // A batch answers each call.
+        let batch = json!([
+            {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
+            {"jsonrpc": "2.0", "id": 2, "method": "nope", "params": []},
+        ]);
+        let (_, body) = post_raw(addr, batch.to_string().as_bytes());
+        let answers: Vec<Value> = serde_json::from_str(&body).unwrap();
+        assert_eq!(answers.len(), 2);
+        still_serving();
+    })
+    .await;
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_keeps_its_chain_and_refuses_another_genesis() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, addr) = start(dir.path()).await;
+    let head = blocking(move || {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let head = quantity(&result(addr, "eth_blockNumber", json!([])));
+            if head >= 3 {
+                return head;
+            }
+            assert!(Instant::now() < deadline, "no blocks sealed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await;
+    let genesis_hash = node.genesis_hash;
+    node.shutdown().await.unwrap();
+
+    // Restarted without a genesis: the data directory remembers it.
+    let mut restarted_config = config(dir.path());
+    restarted_config.validator.enabled = false;
+    let node = launch(restarted_config, None).await.unwrap();
+    assert_eq!(node.genesis_hash, genesis_hash);
+    let addr = node.http_addr.unwrap();
+    let after = blocking(move || quantity(&result(addr, "eth_blockNumber", json!([])))).await;
+    assert!(after >= head, "head went back from {head} to {after}");
+    node.shutdown().await.unwrap();
+
+    // Another chain's genesis is refused.
+    let other = GenesisFile::parse(
+        healthchain_fixtures::genesis_json(3),
+        std::path::Path::new("other"),
+    )
+    .unwrap();
+    let err = launch(config(dir.path()), Some(other)).await.unwrap_err();
+    assert!(err.to_string().contains("holds genesis"), "{err}");
+}

@@ -1,0 +1,146 @@
+//! The pool as the node shares it between JSON-RPC, block production and (later) the
+//! network: one mutex around [`TxPool`] plus the environment of the next block. The costly,
+//! stateless checks (decoding, signature recovery, intrinsic gas) run before the lock is
+//! taken, so concurrent submitters only serialise on the cheap part.
+
+use std::sync::Arc;
+
+use alloy_primitives::{Address, B256};
+use healthchain_chainspec::ChainConfig;
+use healthchain_evm::TransactionSource;
+use healthchain_primitives::Transaction;
+use healthchain_storage_api::{BlockReader, StateReader, StorageError};
+use std::sync::{Mutex, MutexGuard, RwLock};
+
+use crate::{
+    AddOutcome, BestTransactions, HeadOutcome, Origin, PoolConfig, PoolEnv, PoolError,
+    PoolStatistics, PoolStatus, PoolTxInfo, TxPool, ValidTransaction, validate_raw,
+};
+
+/// A [`TxPool`] shared across tasks.
+#[derive(Debug)]
+pub struct SharedPool {
+    pool: Mutex<TxPool>,
+    env: RwLock<PoolEnv>,
+    config: PoolConfig,
+}
+
+impl SharedPool {
+    /// An empty pool for the block after the store's head.
+    pub fn new<S: StateReader + BlockReader + ?Sized>(
+        config: PoolConfig,
+        store: &S,
+        chain: &ChainConfig,
+    ) -> Result<Self, StorageError> {
+        let env = PoolEnv::next_block(store, chain)?;
+        Ok(Self {
+            pool: Mutex::new(TxPool::new(config.clone())),
+            env: RwLock::new(env),
+            config,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TxPool> {
+        // A panic while holding the lock cannot leave the pool half-updated in a way that
+        // matters more than stopping service would, so keep serving.
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn env(&self) -> PoolEnv {
+        self.env.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The lowest gas price accepted.
+    pub fn min_gas_price(&self) -> u128 {
+        self.config.min_gas_price
+    }
+
+    /// Validates and adds a transaction submitted over RPC.
+    pub fn submit_raw<S: StateReader + ?Sized>(
+        &self,
+        raw: &[u8],
+        state: &S,
+        now_ms: u64,
+    ) -> Result<AddOutcome, PoolError> {
+        let tx = validate_raw(raw, &self.env(), &self.config)?;
+        self.lock().add(Arc::new(tx), Origin::Local, &state, now_ms)
+    }
+
+    /// The best executable transactions right now, for the block builder. The snapshot does
+    /// not hold the lock.
+    pub fn block_source(&self) -> BlockSource {
+        let base_fee = self.env().base_fee;
+        BlockSource {
+            best: self.lock().best_transactions(base_fee),
+            invalid: Vec::new(),
+        }
+    }
+
+    /// After a block is committed: drop what the builder found invalid, re-read the changed
+    /// accounts, promote and evict.
+    pub fn on_new_head<S: StateReader + BlockReader + ?Sized>(
+        &self,
+        store: &S,
+        chain: &ChainConfig,
+        invalid: &[B256],
+        changed: Vec<Address>,
+    ) -> Result<HeadOutcome, StorageError> {
+        let env = PoolEnv::next_block(store, chain)?;
+        *self.env.write().unwrap_or_else(|e| e.into_inner()) = env.clone();
+        let mut pool = self.lock();
+        pool.remove(invalid);
+        Ok(pool.on_new_head(&env, changed, &store))
+    }
+
+    /// A pooled transaction.
+    pub fn transaction(&self, hash: &B256) -> Option<Arc<ValidTransaction>> {
+        self.lock().get(hash)
+    }
+
+    /// The next nonce for `sender` counting its executable pooled transactions.
+    pub fn pending_nonce(&self, sender: Address, state_nonce: u64) -> u64 {
+        self.lock().pending_nonce(sender, state_nonce)
+    }
+
+    /// Pending and queued counts.
+    pub fn status(&self) -> PoolStatus {
+        self.lock().status()
+    }
+
+    /// Besu's statistics.
+    pub fn statistics(&self) -> PoolStatistics {
+        self.lock().statistics()
+    }
+
+    /// Every pooled transaction's hash, source and arrival time.
+    pub fn transactions(&self) -> Vec<PoolTxInfo> {
+        self.lock().transactions()
+    }
+}
+
+/// The pool's best transactions as a block builder consumes them.
+#[derive(Debug)]
+pub struct BlockSource {
+    best: BestTransactions,
+    invalid: Vec<(B256, String)>,
+}
+
+impl BlockSource {
+    /// Transactions the builder found invalid (to drop from the pool), with the reason.
+    pub fn invalid(&self) -> &[(B256, String)] {
+        &self.invalid
+    }
+}
+
+impl TransactionSource for BlockSource {
+    fn next_transaction(&mut self) -> Option<(Transaction, Address)> {
+        self.best.next().map(|tx| (tx.tx.clone(), tx.sender))
+    }
+
+    fn skip_sender(&mut self, sender: Address, hash: B256, invalid: Option<String>) {
+        self.best.mark_invalid(&sender);
+        if let Some(reason) = invalid {
+            self.invalid.push((hash, reason));
+        }
+    }
+}
