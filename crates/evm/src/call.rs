@@ -57,6 +57,14 @@ pub enum CallError {
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A state override's code is not valid bytecode (e.g. a malformed EIP-7702 delegation).
+    #[error("invalid override code for {address}: {reason}")]
+    InvalidOverrideCode {
+        /// The overridden account.
+        address: Address,
+        /// Why revm refused the code.
+        reason: String,
+    },
 }
 
 /// Executes `tx` on the state `store` holds (the state after `header`'s block) in the
@@ -114,7 +122,12 @@ fn apply_override<S: StateReader + BlockReader + ?Sized>(
         ..existing
     };
     if let Some(code) = &change.code {
-        let bytecode = Bytecode::new_raw(code.clone());
+        let bytecode = Bytecode::new_raw_checked(code.clone()).map_err(|e| {
+            CallError::InvalidOverrideCode {
+                address,
+                reason: e.to_string(),
+            }
+        })?;
         info.code_hash = bytecode.hash_slow();
         info.code = Some(bytecode);
     }

@@ -58,7 +58,12 @@ impl<S: StateReader + BlockReader + ?Sized> DatabaseRef for StateDb<'_, S> {
                 reason: format!("code {code_hash} referenced by an account is missing"),
             })
         })?;
-        Ok(Bytecode::new_raw(code))
+        Bytecode::new_raw_checked(code).map_err(|e| {
+            DbError(StorageError::Corrupt {
+                table: "Bytecodes",
+                reason: format!("code {code_hash} is not valid bytecode: {e}"),
+            })
+        })
     }
 
     fn storage_ref(&self, address: Address, index: StorageKey) -> Result<StorageValue, DbError> {

@@ -169,10 +169,28 @@ impl NodeConfig {
                 "no data directory: set [node] datadir or pass --datadir".into(),
             ));
         }
-        if self.txpool.max_transactions == 0 {
-            return Err(ConfigError::Invalid(
-                "[txpool] max-transactions must be at least 1".into(),
-            ));
+        let capacities = [
+            (
+                "[txpool] max-transactions",
+                self.txpool.max_transactions as u64,
+            ),
+            ("[txpool] max-tx-bytes", self.txpool.max_tx_bytes as u64),
+            (
+                "[rpc] max-request-bytes",
+                u64::from(self.rpc.max_request_bytes),
+            ),
+            (
+                "[rpc] max-response-bytes",
+                u64::from(self.rpc.max_response_bytes),
+            ),
+            ("[rpc] max-batch-size", u64::from(self.rpc.max_batch_size)),
+            ("[rpc] max-connections", u64::from(self.rpc.max_connections)),
+            ("[rpc] max-filters", self.rpc.max_filters as u64),
+            ("[rpc] max-logs", self.rpc.max_logs as u64),
+            ("[rpc] gas-cap", self.rpc.gas_cap),
+        ];
+        if let Some((key, _)) = capacities.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
         }
         if self.validator.block_period_ms == Some(0) {
             return Err(ConfigError::Invalid(

@@ -6,19 +6,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use alloy_primitives::{Address, B256, U256, b256, keccak256};
+use alloy_primitives::{Address, B256, U256, keccak256};
 use healthchain_chainspec::ChainConfig;
 use healthchain_evm::{BlockTemplate, build_block_from};
+use healthchain_primitives::ibft::IBFT_MIX_HASH;
 use healthchain_rpc::{ChainEvents, NewBlock};
 use healthchain_storage_api::{BlockReader, BlockWriter};
 use healthchain_storage_mdbx::MdbxStore;
 use healthchain_txpool::SharedPool;
 use k256::ecdsa::SigningKey;
 use tokio::sync::watch;
-
-/// IBFT 2.0's fixed mixHash ("Istanbul byzantine fault tolerance" digest) every block carries.
-const IBFT_MIX_HASH: B256 =
-    b256!("63746963616c2062797a616e74696e65206661756c7420746f6c6572616e6365");
 
 /// A node's secp256k1 key.
 #[derive(Clone)]

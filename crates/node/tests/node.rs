@@ -314,3 +314,54 @@ async fn a_restarted_node_keeps_its_chain_and_refuses_another_genesis() {
     let err = launch(config(dir.path()), Some(other)).await.unwrap_err();
     assert!(err.to_string().contains("holds genesis"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_filters_page_through_long_ranges_and_block_hash_filters_answer_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    // Each poll may cover at most 3 blocks (from..=from+2).
+    config.rpc.max_logs_range = 2;
+    let node = launch(config, Some(genesis())).await.unwrap();
+    let addr = node.http_addr.unwrap();
+    blocking(move || {
+        let writer = DevAccount::new(3);
+        // Six record writes, each waited for, so they land in (at least) six blocks.
+        let mut blocks = Vec::new();
+        for nonce in 0..6 {
+            let tx = writer.write_record(nonce, nonce + 1);
+            let hash = result(addr, "eth_sendRawTransaction", json!([raw(&tx)]));
+            let receipt = wait_for_receipt(addr, hash.as_str().unwrap());
+            assert_eq!(receipt["logs"].as_array().unwrap().len(), 1, "{receipt}");
+            blocks.push(receipt["blockHash"].clone());
+        }
+        let filter = result(
+            addr,
+            "eth_newFilter",
+            json!([{"fromBlock": "0x0", "address": healthchain_fixtures::RECORD_CONTRACT}]),
+        );
+        // Polls page through the range; none is skipped and none is repeated.
+        let mut seen = Vec::new();
+        for _ in 0..100 {
+            let changes = result(addr, "eth_getFilterChanges", json!([filter]));
+            let changes = changes.as_array().unwrap();
+            if changes.is_empty() && seen.len() >= 6 {
+                break;
+            }
+            seen.extend(changes.iter().map(|log| log["transactionHash"].clone()));
+        }
+        assert_eq!(seen.len(), 6, "{seen:?}");
+        let unique: std::collections::HashSet<String> =
+            seen.iter().map(|h| h.to_string()).collect();
+        assert_eq!(unique.len(), 6);
+
+        // A blockHash filter answers that block's logs on the first poll, then nothing.
+        let filter = result(addr, "eth_newFilter", json!([{"blockHash": blocks[2]}]));
+        let first = result(addr, "eth_getFilterChanges", json!([filter]));
+        assert_eq!(first.as_array().unwrap().len(), 1, "{first}");
+        assert_eq!(first[0]["blockHash"], blocks[2]);
+        let second = result(addr, "eth_getFilterChanges", json!([filter]));
+        assert_eq!(second, json!([]));
+    })
+    .await;
+    node.shutdown().await.unwrap();
+}

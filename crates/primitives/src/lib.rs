@@ -1,8 +1,12 @@
 //! HealthChain's chain data types: alloy's block, transaction and receipt types named once
 //! for the whole workspace, plus the small additions alloy does not have.
 //!
-//! Pure crate. Later issues add the IBFT 2.0 extraData codec here.
+//! [`ibft`] holds the IBFT 2.0 header conventions (extraData codec, block hash, commit-seal
+//! digest) that execution, storage and consensus all need.
+//!
+//! Pure crate.
 
+pub mod ibft;
 mod rlp;
 
 pub use alloy_consensus::{Header, TrieAccount as Account, TxEnvelope as Transaction};

@@ -94,6 +94,7 @@ pub fn call_error(err: CallError) -> ErrorObjectOwned {
         }
         CallError::Header(detail) => internal(detail),
         CallError::Storage(err) => storage(err),
+        err @ CallError::InvalidOverrideCode { .. } => invalid_params(err.to_string()),
     }
 }
 

@@ -446,6 +446,16 @@ impl EthRpc {
         }))
     }
 
+    /// The head block's base fee (0 before London).
+    fn head_base_fee(&self) -> RpcResult<u128> {
+        let (head, _) = self.backend.head()?;
+        Ok(self
+            .backend
+            .block_at(head)?
+            .and_then(|b| b.header.base_fee_per_gas)
+            .map_or(0, u128::from))
+    }
+
     fn block_tx_count(&self, block: Option<BlockRef>) -> RpcResult<Option<U64>> {
         let Some(block) = block else { return Ok(None) };
         let body = self.backend.store.body(block.hash).map_err(storage)?;
@@ -530,18 +540,19 @@ impl EthApiServer for EthRpc {
     }
 
     async fn gas_price(&self) -> RpcResult<U256> {
-        let (head, _) = self.backend.head()?;
-        let base = self
-            .backend
-            .block_at(head)?
-            .and_then(|b| b.header.base_fee_per_gas)
-            .unwrap_or_default();
-        let suggested = u128::from(base) + u128::from(self.backend.config.suggested_priority_fee);
+        let base = self.head_base_fee()?;
+        let suggested = base + u128::from(self.backend.config.suggested_priority_fee);
         Ok(U256::from(suggested.max(self.backend.pool.min_gas_price())))
     }
 
     async fn max_priority_fee_per_gas(&self) -> RpcResult<U256> {
-        Ok(U256::from(self.backend.config.suggested_priority_fee))
+        // At least what lifts base fee + tip to the pool's minimum gas price, so libraries
+        // that build EIP-1559 fees from this answer (viem, web3.py) are not refused.
+        let base = self.head_base_fee()?;
+        let floor = self.backend.pool.min_gas_price().saturating_sub(base);
+        Ok(U256::from(
+            u128::from(self.backend.config.suggested_priority_fee).max(floor),
+        ))
     }
 
     async fn fee_history(
@@ -550,12 +561,15 @@ impl EthApiServer for EthRpc {
         newest_block: BlockNumberOrTag,
         reward_percentiles: Option<Vec<f64>>,
     ) -> RpcResult<FeeHistory> {
-        crate::fees::fee_history(
-            &self.backend,
-            block_count.to::<u64>(),
-            newest_block,
-            reward_percentiles,
-        )
+        self.heavy(move |this| {
+            crate::fees::fee_history(
+                &this.backend,
+                block_count.to::<u64>(),
+                newest_block,
+                reward_percentiles,
+            )
+        })
+        .await
     }
 
     async fn accounts(&self) -> RpcResult<Vec<Address>> {
@@ -800,7 +814,8 @@ impl EthApiServer for EthRpc {
     }
 
     async fn filter_changes(&self, id: U256) -> RpcResult<FilterChanges> {
-        self.filters.changes(&self.backend, id)
+        self.heavy(move |this| this.filters.changes(&this.backend, id))
+            .await
     }
 
     async fn filter_logs(&self, id: U256) -> RpcResult<Vec<Log>> {

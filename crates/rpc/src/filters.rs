@@ -18,8 +18,13 @@ use crate::{
     },
 };
 
-/// Pending-transaction hashes kept per filter between polls; older ones are dropped.
-const MAX_PENDING_PER_FILTER: usize = 10_000;
+/// Pending-transaction hashes kept per filter between polls; older ones are dropped. With
+/// the default 4,096 filters this bounds their memory to 128 MiB even if nobody polls.
+const MAX_PENDING_PER_FILTER: usize = 1_024;
+
+/// How often (in pending transactions fed) expired filters are swept out by the feed, so
+/// abandoned pending filters stop collecting hashes without waiting for a new `install`.
+const SWEEP_EVERY: u64 = 256;
 
 enum Kind {
     Blocks { next: u64 },
@@ -71,6 +76,7 @@ impl FilterManager {
         let mut pending = backend.events.pending.subscribe();
         let this = Arc::downgrade(self);
         tokio::spawn(async move {
+            let mut fed = 0u64;
             loop {
                 let hash = match pending.recv().await {
                     Ok(hash) => hash,
@@ -79,6 +85,11 @@ impl FilterManager {
                 };
                 let Some(this) = this.upgrade() else { return };
                 let mut inner = this.inner.lock();
+                fed += 1;
+                if fed.is_multiple_of(SWEEP_EVERY) {
+                    let timeout = this.timeout;
+                    inner.filters.retain(|_, f| f.last_poll.elapsed() < timeout);
+                }
                 for installed in inner.filters.values_mut() {
                     if let Kind::Pending { hashes } = &mut installed.kind {
                         if hashes.len() == MAX_PENDING_PER_FILTER {
@@ -172,6 +183,16 @@ impl FilterManager {
                     (None, from)
                 }
                 Kind::Logs { filter, next } => {
+                    if let FilterBlockOption::AtBlockHash(_) = filter.block_option {
+                        // A one-block filter: its logs on the first poll, nothing after.
+                        if *next == u64::MAX {
+                            return Ok(FilterChanges::Logs(Vec::new()));
+                        }
+                        *next = u64::MAX;
+                        let filter = filter.clone();
+                        drop(inner);
+                        return logs(backend, &filter).map(FilterChanges::Logs);
+                    }
                     let from = *next;
                     let to = match filter.block_option {
                         FilterBlockOption::Range {
@@ -179,7 +200,9 @@ impl FilterManager {
                         } => backend.resolve_number(to)?.unwrap_or(head).min(head),
                         _ => head,
                     };
-                    *next = (*next).max(to + 1);
+                    // One poll covers at most max-logs-range blocks; the rest come next poll.
+                    let to = to.min(from.saturating_add(backend.config.max_logs_range));
+                    *next = (*next).max(to.saturating_add(1));
                     (Some((filter.clone(), to)), from)
                 }
             }
@@ -198,7 +221,6 @@ impl FilterManager {
                 if from > to {
                     return Ok(FilterChanges::Logs(Vec::new()));
                 }
-                let to = to.min(from.saturating_add(backend.config.max_logs_range));
                 Ok(FilterChanges::Logs(logs_in_range(
                     backend, &filter, from, to,
                 )?))
@@ -210,7 +232,12 @@ impl FilterManager {
     pub fn all_logs(&self, backend: &RpcBackend, id: U256) -> RpcResult<Vec<Log>> {
         let filter = {
             let mut inner = self.inner.lock();
-            let installed = inner.filters.get_mut(&id).ok_or_else(filter_not_found)?;
+            let timeout = self.timeout;
+            let installed = inner
+                .filters
+                .get_mut(&id)
+                .filter(|f| f.last_poll.elapsed() < timeout)
+                .ok_or_else(filter_not_found)?;
             installed.last_poll = Instant::now();
             match &installed.kind {
                 Kind::Logs { filter, .. } => filter.clone(),

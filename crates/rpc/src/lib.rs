@@ -148,7 +148,24 @@ impl RpcConfig {
             return Err(RpcError::UnknownApi(api.clone()));
         }
         self.cors_layer()?;
+        self.host_filter()?;
         Ok(())
+    }
+
+    /// The Host-header filter, or `None` when any host is allowed.
+    fn host_filter(&self) -> Result<Option<HostFilterLayer>, RpcError> {
+        if self.host_allowlist.iter().any(|h| h == "*") {
+            return Ok(None);
+        }
+        // Accept each allowed host with any port, as Besu does.
+        let patterns = self
+            .host_allowlist
+            .iter()
+            .flat_map(|h| [h.clone(), format!("{h}:*")])
+            .collect::<Vec<_>>();
+        HostFilterLayer::new(patterns)
+            .map(Some)
+            .map_err(|e| RpcError::HostAllowlist(e.to_string()))
     }
 
     fn cors_layer(&self) -> Result<Option<CorsLayer>, RpcError> {
@@ -284,17 +301,7 @@ async fn serve(
         Transport::Http => settings.http_only(),
         Transport::Ws => settings.ws_only(),
     };
-    let hosts = if config.host_allowlist.iter().any(|h| h == "*") {
-        None
-    } else {
-        // Accept each allowed host with any port, as Besu does.
-        let patterns = config
-            .host_allowlist
-            .iter()
-            .flat_map(|h| [h.clone(), format!("{h}:*")])
-            .collect::<Vec<_>>();
-        Some(HostFilterLayer::new(patterns).map_err(|e| RpcError::HostAllowlist(e.to_string()))?)
-    };
+    let hosts = config.host_filter()?;
     let middleware = tower::ServiceBuilder::new()
         .option_layer(config.cors_layer()?)
         .option_layer(hosts);

@@ -507,7 +507,10 @@ pub fn validate_transaction(
     let sender = tx
         .recover_signer()
         .map_err(|_| PoolError::InvalidSignature)?;
-    let cost = U256::from(gas_limit) * U256::from(max_fee) + tx.value();
+    // Saturating: a value near 2^256 must not wrap the cost below the sender's balance.
+    let cost = U256::from(gas_limit)
+        .saturating_mul(U256::from(max_fee))
+        .saturating_add(tx.value());
     Ok(ValidTransaction {
         hash: *tx.tx_hash(),
         tx,

@@ -559,3 +559,32 @@ fn memory_store_and_next_block_env() {
     );
     let _ = store.account(a.address);
 }
+
+#[test]
+fn a_value_that_would_wrap_the_cost_is_insufficient_funds() {
+    // gas * fee + value wrapping past 2^256 must not make the cost look small.
+    let a = DevAccount::new(0);
+    let mut state = State::default();
+    state.fund(a.address, 0);
+    let mut pool = TxPool::new(cfg());
+    let gas_cost = U256::from(21_000u64) * U256::from(10u64);
+    let tx = a.sign(TxEip1559 {
+        chain_id: CHAIN_ID,
+        nonce: 0,
+        gas_limit: 21_000,
+        max_fee_per_gas: 10,
+        max_priority_fee_per_gas: 1,
+        to: TxKind::Call(Address::repeat_byte(0x99)),
+        value: U256::MAX - gas_cost + U256::from(1u64),
+        ..Default::default()
+    });
+    let valid = valid(tx);
+    assert_eq!(valid.cost, U256::MAX);
+    let err = pool.add(valid, Origin::Remote, &state, 0).unwrap_err();
+    assert!(
+        matches!(err, PoolError::InsufficientFunds { .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.besu_code(), -32004);
+    assert!(pool.is_empty());
+}

@@ -116,6 +116,9 @@ test("wrong parameter types -> -32602", T, async () => {
     ["eth_call", ["not an object", "latest"]],
     ["eth_call", [{ to: "0x000000000000000000000000000000000000beef", data: "0x01", input: "0x02" }, "latest"]],
     ["eth_getLogs", [{ fromBlock: "0x2", toBlock: "0x1" }]],
+    // A malformed EIP-7702 delegation as override code (revm would panic on it unchecked).
+    ["eth_call", [{ to: "0x000000000000000000000000000000000000beef" }, "latest", { "0x000000000000000000000000000000000000beef": { code: "0xef0100" } }]],
+    ["eth_estimateGas", [{ to: "0x000000000000000000000000000000000000beef" }, "latest", { "0x000000000000000000000000000000000000beef": { code: "0xef01" } }]],
     ["eth_getStorageAt", [signer.address, "not a slot", "latest"]],
     ["web3_sha3", ["not hex"]],
   ];
