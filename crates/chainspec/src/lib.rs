@@ -49,19 +49,50 @@ impl GenesisError {
     }
 }
 
-/// Besu's `config.ibft2` section.
+/// Besu's `config.ibft2` section (defaults from `JsonBftConfigOptions`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ibft2Config {
-    /// Target time between blocks, in seconds.
+    /// Target time between blocks, in seconds (`blockperiodseconds`, default 1).
     pub block_period_seconds: u64,
-    /// Blocks between vote resets (checkpoints).
+    /// Sub-second block period (`xblockperiodmilliseconds`); when set it replaces
+    /// `block_period_seconds` and the timestamp-after-parent rule.
+    pub block_period_ms: Option<u64>,
+    /// Blocks between vote resets (`epochlength`, default 30,000).
     pub epoch_length: u64,
-    /// Base round timeout, in seconds; doubled per round.
+    /// Base round timeout, in seconds; doubled per round (`requesttimeoutseconds`, 1).
     pub request_timeout_seconds: u64,
     /// Reward credited per block, in wei.
     pub block_reward: U256,
     /// Who receives the reward; the proposer when absent.
     pub mining_beneficiary: Option<Address>,
+    /// Most buffered future-height messages (`futuremessageslimit`, 1,000).
+    pub future_messages_limit: u64,
+    /// Furthest height ahead that is buffered (`futuremessagesmaxdistance`, 10).
+    pub future_messages_max_distance: u64,
+    /// Consensus event queue size (`messagequeuelimit`, 1,000).
+    pub message_queue_limit: u64,
+    /// Duplicate-message LRU size (`duplicatemessagelimit`, 100).
+    pub duplicate_message_limit: u64,
+    /// Sent-message LRU size (`gossipedhistorylimit`, 1,000).
+    pub gossiped_history_limit: u64,
+}
+
+impl Default for Ibft2Config {
+    fn default() -> Self {
+        Self {
+            block_period_seconds: 1,
+            block_period_ms: None,
+            epoch_length: 30_000,
+            request_timeout_seconds: 1,
+            block_reward: U256::ZERO,
+            mining_beneficiary: None,
+            future_messages_limit: 1_000,
+            future_messages_max_distance: 10,
+            message_queue_limit: 1_000,
+            duplicate_message_limit: 100,
+            gossiped_history_limit: 1_000,
+        }
+    }
 }
 
 /// The `config` section.
@@ -318,16 +349,43 @@ fn parse_config(cfg: &Obj<'_>) -> Result<ChainConfig, GenesisError> {
     let ibft2 = cfg
         .child("ibft2")?
         .map(|ibft| -> Result<_, GenesisError> {
+            let d = Ibft2Config::default();
             Ok(Ibft2Config {
-                block_period_seconds: ibft.u64("blockperiodseconds")?.unwrap_or(1),
-                epoch_length: ibft.u64("epochlength")?.unwrap_or(30_000),
-                request_timeout_seconds: ibft.u64("requesttimeoutseconds")?.unwrap_or(10),
+                block_period_seconds: ibft
+                    .u64("blockperiodseconds")?
+                    .unwrap_or(d.block_period_seconds),
+                block_period_ms: ibft.u64("xblockperiodmilliseconds")?.filter(|ms| *ms > 0),
+                epoch_length: ibft.u64("epochlength")?.unwrap_or(d.epoch_length),
+                request_timeout_seconds: ibft
+                    .u64("requesttimeoutseconds")?
+                    .unwrap_or(d.request_timeout_seconds),
                 block_reward: ibft.u256("blockreward")?.unwrap_or_default(),
                 mining_beneficiary: ibft.address("miningbeneficiary")?,
+                future_messages_limit: ibft
+                    .u64("futuremessageslimit")?
+                    .unwrap_or(d.future_messages_limit),
+                future_messages_max_distance: ibft
+                    .u64("futuremessagesmaxdistance")?
+                    .unwrap_or(d.future_messages_max_distance),
+                message_queue_limit: ibft
+                    .u64("messagequeuelimit")?
+                    .unwrap_or(d.message_queue_limit),
+                duplicate_message_limit: ibft
+                    .u64("duplicatemessagelimit")?
+                    .unwrap_or(d.duplicate_message_limit),
+                gossiped_history_limit: ibft
+                    .u64("gossipedhistorylimit")?
+                    .unwrap_or(d.gossiped_history_limit),
             })
         })
         .transpose()?;
     if let Some(ibft) = &ibft2 {
+        if ibft.block_period_seconds == 0 {
+            return Err(GenesisError::invalid(
+                "config.ibft2.blockperiodseconds",
+                "must be positive",
+            ));
+        }
         if ibft.epoch_length == 0 {
             return Err(GenesisError::invalid(
                 "config.ibft2.epochlength",

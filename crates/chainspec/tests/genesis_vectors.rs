@@ -168,3 +168,46 @@ fn malformed_genesis_errors_name_the_field() {
     }
     assert!(matches!(error_of("{not json"), GenesisError::Json(_)));
 }
+
+#[test]
+fn ibft2_defaults_are_besus() {
+    let constants = json("ibft2/besu_asserted/constants.json");
+    let defaults =
+        &constants["ibft2 genesis config defaults (config/.../JsonBftConfigOptions.java)"];
+    let genesis = Genesis::from_value(&serde_json::json!({
+        "config": {"chainId": 7, "ibft2": {}},
+        "difficulty": "0x1", "gasLimit": "0x1000000", "alloc": {}
+    }))
+    .unwrap();
+    let ibft = genesis.config.ibft2.unwrap();
+    let n = |key: &str| defaults[key].as_u64().unwrap();
+    assert_eq!(ibft.block_period_seconds, n("blockperiodseconds"));
+    assert_eq!(ibft.epoch_length, n("epochlength"));
+    assert_eq!(ibft.request_timeout_seconds, n("requesttimeoutseconds"));
+    assert_eq!(ibft.future_messages_limit, n("futuremessageslimit"));
+    assert_eq!(
+        ibft.future_messages_max_distance,
+        n("futuremessagesmaxdistance")
+    );
+    assert_eq!(ibft.message_queue_limit, n("messagequeuelimit"));
+    assert_eq!(ibft.duplicate_message_limit, n("duplicatemessagelimit"));
+    assert_eq!(ibft.gossiped_history_limit, n("gossipedhistorylimit"));
+    assert_eq!(ibft.block_period_ms, None);
+
+    let millis = Genesis::from_value(&serde_json::json!({
+        "config": {"ibft2": {"xblockperiodmilliseconds": 250, "blockperiodseconds": 1}},
+        "difficulty": "0x1", "gasLimit": "0x1000000", "alloc": {}
+    }))
+    .unwrap();
+    assert_eq!(millis.config.ibft2.unwrap().block_period_ms, Some(250));
+
+    let err = Genesis::from_value(&serde_json::json!({
+        "config": {"ibft2": {"blockperiodseconds": 0}},
+        "difficulty": "0x1", "gasLimit": "0x1000000", "alloc": {}
+    }))
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("config.ibft2.blockperiodseconds"),
+        "{err}"
+    );
+}

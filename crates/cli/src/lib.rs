@@ -6,6 +6,7 @@
 mod chain;
 mod commands;
 mod node;
+mod rlp;
 
 pub use chain::Chain;
 pub use healthchain_node::DataDir;
@@ -100,6 +101,33 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// Genesis extraData, as `besu rlp encode|decode` (JSON list of validators ⇄ hex).
+    Rlp {
+        #[command(subcommand)]
+        command: RlpCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RlpCommand {
+    /// Encode a JSON list of validator addresses as genesis extraData (order kept).
+    Encode(RlpArgs),
+    /// Decode extraData hex and print its validators.
+    Decode(RlpArgs),
+}
+
+/// Options shared by `rlp encode` and `rlp decode`, named as Besu names them.
+#[derive(Debug, Args)]
+struct RlpArgs {
+    /// Input file (standard input when absent).
+    #[arg(long)]
+    from: Option<PathBuf>,
+    /// Output file (standard output when absent).
+    #[arg(long)]
+    to: Option<PathBuf>,
+    /// What the data is.
+    #[arg(long = "type", value_enum, default_value_t = rlp::RlpType::IbftExtraData)]
+    kind: rlp::RlpType,
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +210,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Db {
             command: DbCommand::Stats { db },
         } => commands::db_stats(&db),
+        Command::Rlp {
+            command: RlpCommand::Encode(args),
+        } => rlp::encode(args.from.as_deref(), args.to.as_deref(), args.kind),
+        Command::Rlp {
+            command: RlpCommand::Decode(args),
+        } => rlp::decode(args.from.as_deref(), args.to.as_deref(), args.kind),
         Command::Testchain {
             out,
             blocks,

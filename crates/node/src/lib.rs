@@ -91,6 +91,20 @@ impl NodeHandle {
         }
         self.rpc.stop().await;
         self.store.flush()?;
+        // Connection and subscription tasks may still hold the store for a moment after
+        // the servers report stopped; wait (bounded) so the database is closed when this
+        // returns and a restart in the same process can reopen it.
+        let store = self.store;
+        for _ in 0..500 {
+            if Arc::strong_count(&store) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if Arc::strong_count(&store) > 1 {
+            tracing::warn!("database still in use 5 s after shutdown; closing when released");
+        }
+        drop(store);
         tracing::info!("node stopped");
         Ok(())
     }

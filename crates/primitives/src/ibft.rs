@@ -300,7 +300,7 @@ fn decode_vote(buf: &mut &[u8]) -> Result<Option<Vote>, IbftCodecError> {
 }
 
 /// The payload of the next item if it is a list, advancing `buf` past it.
-pub(crate) fn decode_list<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], IbftCodecError> {
+pub fn decode_list<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], IbftCodecError> {
     let header = RlpHeader::decode(buf)?;
     if !header.list {
         return Err(IbftCodecError::Rlp(alloy_rlp::Error::UnexpectedString));
@@ -309,7 +309,7 @@ pub(crate) fn decode_list<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], IbftCodecE
 }
 
 /// The payload of the next item if it is a byte string, advancing `buf` past it.
-pub(crate) fn decode_string<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], IbftCodecError> {
+pub fn decode_string<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], IbftCodecError> {
     // A single byte below 0x80 is its own encoding.
     if let Some(&byte) = buf.first()
         && byte < alloy_rlp::EMPTY_STRING_CODE
@@ -335,7 +335,7 @@ fn take<'a>(buf: &mut &'a [u8], len: usize) -> Result<&'a [u8], IbftCodecError> 
 }
 
 /// Writes `items` as an RLP list.
-pub(crate) fn encode_list<T: Encodable>(items: &[T], out: &mut Vec<u8>) {
+pub fn encode_list<T: Encodable>(items: &[T], out: &mut Vec<u8>) {
     let mut payload = Vec::new();
     for item in items {
         item.encode(&mut payload);
@@ -344,7 +344,7 @@ pub(crate) fn encode_list<T: Encodable>(items: &[T], out: &mut Vec<u8>) {
 }
 
 /// Writes a list header for `payload`, then `payload`.
-pub(crate) fn wrap_list(payload: &[u8], out: &mut Vec<u8>) {
+pub fn wrap_list(payload: &[u8], out: &mut Vec<u8>) {
     RlpHeader {
         list: true,
         payload_length: payload.len(),
