@@ -48,7 +48,7 @@ fn run(workload: Workload, durability: Durability, blocks: u64, txs: u64) -> Pha
             body: batch.body.clone(),
         };
         let t0 = Instant::now();
-        let recovered = recover_senders(block).expect("senders");
+        let recovered = recover_senders(&cfg, block).expect("senders");
         let t1 = Instant::now();
         let (_, head) = store.head().expect("head").expect("genesis");
         let parent = store.header(head).expect("read").expect("parent");

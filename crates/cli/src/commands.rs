@@ -112,7 +112,8 @@ pub(crate) fn import(file: &Path, log_every: u64, args: &DbArgs) -> anyhow::Resu
         let block = Block::decode(&mut bytes.as_slice())
             .with_context(|| format!("undecodable block ending at byte {at}"))?;
         let number = block.header.number;
-        let hash = block.header.hash_slow();
+        let hash = healthchain_evm::block_hash(config, &block.header)
+            .with_context(|| format!("block {number}"))?;
         // Blocks already in the chain are skipped, so an interrupted import can be rerun.
         if let Some(existing) = chain.store.canonical_hash(number)? {
             if existing != hash {

@@ -46,6 +46,7 @@ pub fn build_block<S: StateReader + BlockReader + ?Sized>(
     } = child_header(config, store, template)?;
     let output = execute_transactions(config, store, &header, &transactions, &senders, &credits)?;
     seal_roots(
+        config,
         store,
         header,
         parent_state_root,
@@ -72,6 +73,7 @@ pub fn build_block_from<S: StateReader + BlockReader + ?Sized>(
     let (output, transactions, senders) =
         execute_selected(config, store, &header, source, &credits)?;
     seal_roots(
+        config,
         store,
         header,
         parent_state_root,
@@ -146,6 +148,7 @@ struct ChildHeader {
 
 /// Fills in the roots and totals that execution determined and assembles the batch.
 fn seal_roots<S: StateReader + ?Sized>(
+    config: &ChainConfig,
     store: &S,
     mut header: Header,
     parent_state_root: B256,
@@ -165,7 +168,7 @@ fn seal_roots<S: StateReader + ?Sized>(
         healthchain_trie::ordered_trie_root(transactions.iter().map(Encodable2718::encoded_2718));
     let (state_root, state) = apply_state_changes(store, parent_state_root, output.changes)?;
     header.state_root = state_root;
-    let hash = header.hash_slow();
+    let hash = crate::block_hash(config, &header)?;
     Ok(BlockBatch {
         header,
         hash,

@@ -22,7 +22,7 @@ pub use execute::{
     execute_selected, execute_transactions, tx_env,
 };
 pub use rules::{BlockRules, blob_params, spec_id};
-pub use validate::{recover_senders, validate_body, validate_header};
+pub use validate::{block_hash, recover_senders, validate_body, validate_header};
 
 use alloy_primitives::B256;
 use healthchain_chainspec::{ChainConfig, Genesis};
@@ -105,7 +105,7 @@ pub fn execute_block<S: StateReader + BlockReader + ?Sized>(
     store: &S,
     block: Block,
 ) -> Result<BlockBatch, BlockError> {
-    let recovered = recover_senders(block)?;
+    let recovered = recover_senders(config, block)?;
     execute_recovered(config, store, recovered)
 }
 

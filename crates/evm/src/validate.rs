@@ -2,6 +2,7 @@
 
 use alloy_consensus::{proofs, transaction::SignerRecoverable};
 use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::B256;
 use healthchain_chainspec::{ChainConfig, Hardfork};
 use healthchain_primitives::{Block, Header, RecoveredBlock};
 
@@ -14,8 +15,20 @@ const GAS_LIMIT_BOUND_DIVISOR: u64 = 1024;
 /// Maximum extraData length on chains other than IBFT 2.0.
 const MAX_EXTRA_DATA: usize = 32;
 
+/// The block's identity on `config`'s chain: on IBFT 2.0 chains the hash of the header
+/// with extraData reduced to `[vanity, validators, vote]` (so neither the round nor the
+/// commit seals change it; Besu's `calculateHashOfBftBlockOnchain`), elsewhere
+/// `keccak256(rlp(header))`. Genesis is hashed as stored on both.
+pub fn block_hash(config: &ChainConfig, header: &Header) -> Result<B256, BlockError> {
+    if config.ibft2.is_none() || header.number == 0 {
+        return Ok(header.hash_slow());
+    }
+    healthchain_primitives::ibft::block_hash(header)
+        .map_err(|e| BlockError::header("extraData", e.to_string(), "IBFT 2.0 extraData"))
+}
+
 /// Recovers every sender once; the block's hash is computed here too.
-pub fn recover_senders(block: Block) -> Result<RecoveredBlock, BlockError> {
+pub fn recover_senders(config: &ChainConfig, block: Block) -> Result<RecoveredBlock, BlockError> {
     let senders = block
         .body
         .transactions
@@ -29,7 +42,7 @@ pub fn recover_senders(block: Block) -> Result<RecoveredBlock, BlockError> {
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let hash = block.header.hash_slow();
+    let hash = block_hash(config, &block.header)?;
     Ok(RecoveredBlock {
         block,
         hash,
@@ -51,11 +64,19 @@ pub fn validate_header(
             parent.number + 1,
         ));
     }
-    if header.timestamp <= parent.timestamp {
+    // IBFT 2.0 (`TimestampMoreRecentThanParent`): at least the block period after the
+    // parent, a rule Besu drops with millisecond periods (timestamps are whole seconds);
+    // other chains: strictly after the parent.
+    let earliest = match &config.ibft2 {
+        Some(ibft) if ibft.block_period_ms.is_some() => parent.timestamp,
+        Some(ibft) => parent.timestamp.saturating_add(ibft.block_period_seconds),
+        None => parent.timestamp.saturating_add(1),
+    };
+    if header.timestamp < earliest {
         return Err(BlockError::header(
             "timestamp",
             header.timestamp,
-            format!("> {}", parent.timestamp),
+            format!(">= {earliest}"),
         ));
     }
     if header.gas_used > header.gas_limit {

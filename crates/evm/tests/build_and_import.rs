@@ -110,7 +110,7 @@ fn tampered_blocks_are_rejected_and_change_nothing() {
 
 #[test]
 fn a_reverted_transaction_is_a_status_zero_receipt() {
-    use healthchain_evm::{BlockTemplate, build_block};
+    use healthchain_evm::build_block;
     use healthchain_fixtures::{DevAccount, REVERT_CONTRACT};
     let store = MemoryStore::default();
     store
@@ -121,12 +121,7 @@ fn a_reverted_transaction_is_a_status_zero_receipt() {
         alice.call(0, REVERT_CONTRACT),
         alice.transfer(1, REVERT_CONTRACT, alloy_primitives::U256::from(1)),
     ];
-    let template = BlockTemplate {
-        timestamp: 1,
-        gas_limit: genesis(2).gas_limit,
-        difficulty: alloy_primitives::U256::from(1),
-        ..Default::default()
-    };
+    let template = healthchain_fixtures::template(1);
     let batch = build_block(&config(), &store, template, txs, vec![alice.address; 2]).unwrap();
     assert_eq!(batch.receipts.len(), 2);
     assert!(
@@ -190,7 +185,7 @@ impl healthchain_evm::TransactionSource for ListSource {
 #[test]
 fn building_from_a_source_leaves_out_invalid_and_oversized_transactions() {
     use alloy_primitives::{Address, U256};
-    use healthchain_evm::{BlockTemplate, build_block_from};
+    use healthchain_evm::build_block_from;
     use healthchain_fixtures::DevAccount;
     let store = MemoryStore::default();
     store
@@ -222,12 +217,7 @@ fn building_from_a_source_leaves_out_invalid_and_oversized_transactions() {
         candidates: candidates.into(),
         skipped: Vec::new(),
     };
-    let template = BlockTemplate {
-        timestamp: 1,
-        gas_limit: genesis(4).gas_limit,
-        difficulty: U256::from(1),
-        ..Default::default()
-    };
+    let template = healthchain_fixtures::template(1);
     let batch = build_block_from(&config(), &store, template, &mut source).unwrap();
     let hashes: Vec<B256> = batch
         .body

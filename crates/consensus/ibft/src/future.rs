@@ -13,6 +13,18 @@ pub(crate) struct FutureMessages {
     by_height: BTreeMap<u64, VecDeque<Message>>,
     per_author: HashMap<Address, usize>,
     total: usize,
+    bytes: usize,
+}
+
+/// Roughly how many bytes `message` holds (its block dominates).
+fn size_of(message: &Message) -> usize {
+    use alloy_rlp::Encodable;
+    let block = match message {
+        Message::Proposal(p) => p.block.length(),
+        Message::RoundChange(rc) => rc.block.as_ref().map_or(0, Encodable::length),
+        Message::Prepare(_) | Message::Commit(_) => 0,
+    };
+    block + 256
 }
 
 impl FutureMessages {
@@ -26,6 +38,7 @@ impl FutureMessages {
         message: Message,
         limit: usize,
         per_author: usize,
+        max_bytes: usize,
     ) -> bool {
         if limit == 0 {
             return false;
@@ -39,14 +52,15 @@ impl FutureMessages {
         if list.contains(&message) {
             return false;
         }
+        self.bytes += size_of(&message);
         list.push_back(message);
         *self.per_author.entry(author).or_default() += 1;
         self.total += 1;
-        while self.total > limit {
+        while self.total > limit || self.bytes > max_bytes {
             if self.by_height.len() > 1 {
                 if let Some((_, dropped)) = self.by_height.pop_last() {
                     for m in &dropped {
-                        self.forget(m.author());
+                        self.forget(m);
                     }
                     self.total -= dropped.len();
                 }
@@ -56,7 +70,7 @@ impl FutureMessages {
                     entry.remove();
                 }
                 if let Some(m) = oldest {
-                    self.forget(m.author());
+                    self.forget(&m);
                     self.total -= 1;
                 }
             } else {
@@ -66,7 +80,9 @@ impl FutureMessages {
         true
     }
 
-    fn forget(&mut self, author: Address) {
+    fn forget(&mut self, message: &Message) {
+        self.bytes = self.bytes.saturating_sub(size_of(message));
+        let author = message.author();
         if let Some(count) = self.per_author.get_mut(&author) {
             *count = count.saturating_sub(1);
             if *count == 0 {
@@ -84,7 +100,7 @@ impl FutureMessages {
             }
             let (h, messages) = entry.remove_entry();
             for m in &messages {
-                self.forget(m.author());
+                self.forget(m);
             }
             self.total -= messages.len();
             if h == height {

@@ -23,7 +23,7 @@ use crate::{
         RoundChangeCertificate, RoundChangePayload, Signed,
     },
     record::{PreparedArtifacts, VoteRecord},
-    rules::{HeightContext, RuleError, best_prepared, with_round},
+    rules::{HeightContext, RuleError, best_prepared, check_body, with_round},
     types::{Height, Round, RoundId, max_faulty},
     validation::{HeaderError, check_header},
 };
@@ -53,6 +53,9 @@ pub struct IbftConfig {
     pub future_messages_max_distance: u64,
     /// Most buffered future-height messages from one author (HC).
     pub future_messages_per_author: usize,
+    /// Most bytes of buffered future-height messages (HC: Besu counts messages only, and
+    /// each may carry a block).
+    pub future_messages_max_bytes: usize,
     /// Furthest round ahead whose Prepares and Commits are buffered (HC: Besu keeps any).
     pub future_rounds_max_distance: u32,
     /// Jump to a higher round once f+1 validators ask for it (HC, as QBFT; needed with a
@@ -69,6 +72,7 @@ impl Default for IbftConfig {
             future_messages_limit: 1_000,
             future_messages_max_distance: 10,
             future_messages_per_author: 100,
+            future_messages_max_bytes: 64 << 20,
             future_rounds_max_distance: 10,
             round_catch_up: true,
         }
@@ -78,10 +82,20 @@ impl Default for IbftConfig {
 impl IbftConfig {
     /// Round `round`'s timeout: `request_timeout × 2^round`, capped (§5.6, HC cap).
     pub fn round_timeout_ms(&self, round: Round) -> u64 {
-        let factor = 1u64.checked_shl(round.0).unwrap_or(u64::MAX);
-        self.request_timeout_ms
-            .saturating_mul(factor)
+        self.uncapped_timeout_ms(round)
             .min(self.max_round_timeout_ms.max(self.request_timeout_ms))
+    }
+
+    /// Besu's timeout for `round`, without the cap.
+    fn uncapped_timeout_ms(&self, round: Round) -> u64 {
+        let factor = 1u64.checked_shl(round.0).unwrap_or(u64::MAX);
+        self.request_timeout_ms.saturating_mul(factor)
+    }
+
+    /// Whether the cap shortens `round`'s timeout (never round 0, which every validator
+    /// enters together at a new height).
+    pub fn is_capped(&self, round: Round) -> bool {
+        round > Round(0) && self.uncapped_timeout_ms(round) > self.round_timeout_ms(round)
     }
 }
 
@@ -351,14 +365,7 @@ impl OwnVotes {
 struct PendingProposal {
     digest: B256,
     proposal: Box<Proposal>,
-    /// Copies with the same signed payload but another body, waiting their turn: the
-    /// signature does not cover the body, so a relay can tamper with it, and the first
-    /// *valid* copy must win, not the first to arrive (§4.5-6).
-    alternatives: Vec<Proposal>,
 }
-
-/// Most differently-bodied copies of one proposal kept while the first is validated.
-const MAX_PROPOSAL_COPIES: usize = 4;
 
 /// The state of one height (`IbftBlockHeightManager`).
 #[derive(Debug)]
@@ -373,6 +380,8 @@ struct HeightState {
     pending: BTreeMap<Round, PendingProposal>,
     awaiting_build: Option<(Round, Option<RoundChangeCertificate>)>,
     own: OwnVotes,
+    /// The highest round each validator has sent a message for at this height.
+    seen_rounds: BTreeMap<Address, Round>,
 }
 
 /// The IBFT 2.0 validator state machine.
@@ -487,6 +496,7 @@ impl Ibft {
             pending: BTreeMap::new(),
             awaiting_build: None,
             own: OwnVotes::default(),
+            seen_rounds: BTreeMap::new(),
         });
         // §5.1: a node outside the validator set runs a no-op height.
         if !local_validator {
@@ -643,6 +653,29 @@ impl Ibft {
         {
             return;
         }
+        // HC: at the capped timeout, a validator that is alone (fewer than f+1 validators,
+        // itself included, seen at or above its round) stays in its round instead of
+        // drifting further ahead of the others for ever: it reminds them of its round
+        // change and waits another period. Staying in a round is always safe; the others,
+        // whose timers are just as long, catch up to it.
+        if self.config.is_capped(id.round) {
+            let me = self.key.address();
+            let at_or_above = 1 + state
+                .seen_rounds
+                .iter()
+                .filter(|(who, round)| **who != me && **round >= id.round)
+                .count();
+            if at_or_above < max_faulty(state.ctx.validators.len()) + 1 {
+                if let Some(rc) = state.own.round_changes.get(&id.round) {
+                    out.push(Output::Broadcast(Message::RoundChange(rc.clone())));
+                }
+                out.push(Output::ScheduleRoundTimer {
+                    id,
+                    after_ms: self.config.round_timeout_ms(id.round),
+                });
+                return;
+            }
+        }
         // §5.6 expiry: the prepared round is already kept in `latest_prepared` (HC: stored
         // when prepared rather than at expiry, so a round jump never loses the lock); move
         // to r+1 and ask for it.
@@ -736,6 +769,7 @@ impl Ibft {
         if state.ctx.check_block(&block, digest, round).is_err()
             || block.header.parent_hash != state.ctx.parent_hash
             || check_header(&block.header, &state.ctx.validators).is_err()
+            || check_body(&block).is_err()
         {
             return;
         }
@@ -795,6 +829,7 @@ impl Ibft {
                         message,
                         self.config.future_messages_limit,
                         self.config.future_messages_per_author,
+                        self.config.future_messages_max_bytes,
                     );
                 }
                 return;
@@ -807,9 +842,12 @@ impl Ibft {
                 return;
             }
         }
-        let Some(state) = &self.state else { return };
+        let Some(state) = &mut self.state else { return };
         let current = state.round.round;
         let round = message.id().round;
+        // Where each validator is known to be (for the alone-at-the-cap rule).
+        let seen = state.seen_rounds.entry(message.author()).or_default();
+        *seen = (*seen).max(round);
         match message {
             Message::Proposal(p) => {
                 // §5.5: proposals for earlier rounds are ignored.
@@ -890,17 +928,9 @@ impl Ibft {
             }
             return;
         }
-        if let Some(pending) = state.pending.get_mut(&id.round) {
+        if let Some(pending) = state.pending.get(&id.round) {
             if pending.digest != digest {
-                return Self::reject(out, author, id, Rejection::SecondProposal);
-            }
-            // The same signed proposal with another body waits for the first's verdict.
-            let same_block = |p: &Proposal| p.block == proposal.block;
-            if !same_block(&pending.proposal)
-                && !pending.alternatives.iter().any(same_block)
-                && pending.alternatives.len() < MAX_PROPOSAL_COPIES
-            {
-                pending.alternatives.push(*proposal);
+                Self::reject(out, author, id, Rejection::SecondProposal);
             }
             return;
         }
@@ -921,6 +951,11 @@ impl Ibft {
         if let Err(err) = check_header(&proposal.block.header, &state.ctx.validators) {
             return Self::reject(out, author, id, err);
         }
+        // HC: the unsigned body matches the signed header (a swapped body is refused here,
+        // for free, instead of costing the round).
+        if let Err(err) = check_body(&proposal.block) {
+            return Self::reject(out, author, id, err);
+        }
         // §4.5-3/4: no certificate in round 0; a valid one above it.
         match (&proposal.round_change_certificate, id.round) {
             (None, Round(0)) => {}
@@ -936,14 +971,9 @@ impl Ibft {
         }
         // §4.5-2: the block is executed (FULL body validation) before it is accepted.
         let block = Box::new(proposal.block.clone());
-        state.pending.insert(
-            id.round,
-            PendingProposal {
-                digest,
-                proposal,
-                alternatives: Vec::new(),
-            },
-        );
+        state
+            .pending
+            .insert(id.round, PendingProposal { digest, proposal });
         out.push(Output::ValidateBlock { id, digest, block });
     }
 
@@ -967,25 +997,8 @@ impl Ibft {
             return;
         }
         if !valid {
-            // The signer may be innocent (a relay can swap the body); the host scores the
-            // peer that delivered the copy.
             let author = pending.proposal.signed.author();
-            Self::reject(out, author, id, Rejection::InvalidBlock);
-            let mut alternatives = pending.alternatives;
-            if !alternatives.is_empty() {
-                let next = alternatives.remove(0);
-                let block = Box::new(next.block.clone());
-                state.pending.insert(
-                    id.round,
-                    PendingProposal {
-                        digest,
-                        proposal: Box::new(next),
-                        alternatives,
-                    },
-                );
-                out.push(Output::ValidateBlock { id, digest, block });
-            }
-            return;
+            return Self::reject(out, author, id, Rejection::InvalidBlock);
         }
         if id.round < state.round.round {
             return;

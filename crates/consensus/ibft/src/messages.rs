@@ -74,6 +74,39 @@ impl From<alloy_rlp::Error> for MessageError {
 
 type Result<T> = std::result::Result<T, MessageError>;
 
+/// Most validators a certificate may list: prepares in a prepared certificate, round
+/// changes in a round-change certificate. Longer lists are refused while decoding.
+pub const MAX_VALIDATORS: usize = 64;
+
+/// Most signatures one message may make its receiver recover (each costs ~50 µs). An
+/// honest round-change certificate of 64 validators needs about 43 × 64.
+pub const MAX_SIGNATURES_PER_MESSAGE: usize = 3_000;
+
+/// Signatures a decoder may still recover for the message being decoded, so a single
+/// message cannot buy seconds of CPU before anyone looks at its author.
+#[derive(Debug)]
+pub struct SignatureBudget(usize);
+
+impl SignatureBudget {
+    /// A full budget for one message.
+    pub fn new() -> Self {
+        Self(MAX_SIGNATURES_PER_MESSAGE)
+    }
+
+    fn spend(&mut self) -> Result<()> {
+        self.0 = self.0.checked_sub(1).ok_or(MessageError::Structure(
+            "too many signatures in one message",
+        ))?;
+        Ok(())
+    }
+}
+
+impl Default for SignatureBudget {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A signed payload type.
 pub trait Payload: Sized + Clone {
     /// The message code mixed into the signing hash.
@@ -82,8 +115,9 @@ pub trait Payload: Sized + Clone {
     fn id(&self) -> RoundId;
     /// Appends the payload's list items.
     fn encode_items(&self, out: &mut Vec<u8>);
-    /// Reads the payload's list items (the whole list payload must be consumed).
-    fn decode_items(buf: &mut &[u8]) -> Result<Self>;
+    /// Reads the payload's list items (the whole list payload must be consumed), spending
+    /// `budget` on nested signatures.
+    fn decode_items(buf: &mut &[u8], budget: &mut SignatureBudget) -> Result<Self>;
 
     /// `RLP(payload)`.
     fn rlp(&self) -> Vec<u8> {
@@ -146,11 +180,17 @@ impl<P: Payload> Signed<P> {
 
     /// Reads `RLP([payload, sig65])` and recovers the author.
     pub fn decode(buf: &mut &[u8]) -> Result<Self> {
+        Self::decode_within(buf, &mut SignatureBudget::new())
+    }
+
+    /// [`Self::decode`], spending `budget` on this and every nested signature.
+    pub fn decode_within(buf: &mut &[u8], budget: &mut SignatureBudget) -> Result<Self> {
+        budget.spend()?;
         let mut items = list(buf)?;
         let start = items;
         let mut payload_items = list(&mut items)?;
         let payload_rlp = &start[..start.len() - items.len()];
-        let payload = P::decode_items(&mut payload_items)?;
+        let payload = P::decode_items(&mut payload_items, budget)?;
         if !payload_items.is_empty() {
             return Err(MessageError::Structure("trailing items in payload"));
         }
@@ -217,7 +257,7 @@ macro_rules! digest_payload {
                 self.digest.encode(out);
             }
 
-            fn decode_items(buf: &mut &[u8]) -> Result<Self> {
+            fn decode_items(buf: &mut &[u8], _: &mut SignatureBudget) -> Result<Self> {
                 Ok(Self {
                     id: decode_id(buf)?,
                     digest: B256::decode(buf)?,
@@ -266,7 +306,7 @@ impl Payload for CommitPayload {
         self.seal.encode(out);
     }
 
-    fn decode_items(buf: &mut &[u8]) -> Result<Self> {
+    fn decode_items(buf: &mut &[u8], _: &mut SignatureBudget) -> Result<Self> {
         Ok(Self {
             id: decode_id(buf)?,
             digest: B256::decode(buf)?,
@@ -296,13 +336,17 @@ impl PreparedCertificate {
         wrap_list(&items, out);
     }
 
-    fn decode(buf: &mut &[u8]) -> Result<Self> {
+    /// Reads the certificate, spending `budget` on its signatures.
+    pub fn decode(buf: &mut &[u8], budget: &mut SignatureBudget) -> Result<Self> {
         let mut items = list(buf)?;
-        let proposal = Signed::decode(&mut items)?;
+        let proposal = Signed::decode_within(&mut items, budget)?;
         let mut prepares_rlp = list(&mut items)?;
         let mut prepares = Vec::new();
         while !prepares_rlp.is_empty() {
-            prepares.push(Signed::decode(&mut prepares_rlp)?);
+            if prepares.len() == MAX_VALIDATORS {
+                return Err(MessageError::Structure("more prepares than validators"));
+            }
+            prepares.push(Signed::decode_within(&mut prepares_rlp, budget)?);
         }
         if !items.is_empty() {
             return Err(MessageError::Structure(
@@ -348,12 +392,12 @@ impl Payload for RoundChangePayload {
         }
     }
 
-    fn decode_items(buf: &mut &[u8]) -> Result<Self> {
+    fn decode_items(buf: &mut &[u8], budget: &mut SignatureBudget) -> Result<Self> {
         let id = decode_id(buf)?;
         let prepared = if take_null(buf) {
             None
         } else {
-            Some(PreparedCertificate::decode(buf)?)
+            Some(PreparedCertificate::decode(buf, budget)?)
         };
         Ok(Self { id, prepared })
     }
@@ -377,7 +421,7 @@ impl RoundChangeCertificate {
         wrap_list(&outer, out);
     }
 
-    fn decode(buf: &mut &[u8]) -> Result<Self> {
+    fn decode(buf: &mut &[u8], budget: &mut SignatureBudget) -> Result<Self> {
         let mut outer = list(buf)?;
         let mut inner = list(&mut outer)?;
         if !outer.is_empty() {
@@ -387,7 +431,12 @@ impl RoundChangeCertificate {
         }
         let mut round_changes = Vec::new();
         while !inner.is_empty() {
-            round_changes.push(Signed::decode(&mut inner)?);
+            if round_changes.len() == MAX_VALIDATORS {
+                return Err(MessageError::Structure(
+                    "more round changes than validators",
+                ));
+            }
+            round_changes.push(Signed::decode_within(&mut inner, budget)?);
         }
         Ok(Self { round_changes })
     }
@@ -505,17 +554,18 @@ impl Message {
     /// left over except an absent (`0x80`) block-access-list slot of Besu 26.1.
     pub fn decode(code: u8, data: &[u8]) -> Result<Self> {
         let mut buf = data;
+        let budget = &mut SignatureBudget::new();
         let message = match code {
-            PREPARE => Self::Prepare(Signed::decode(&mut buf)?),
-            COMMIT => Self::Commit(Signed::decode(&mut buf)?),
+            PREPARE => Self::Prepare(Signed::decode_within(&mut buf, budget)?),
+            COMMIT => Self::Commit(Signed::decode_within(&mut buf, budget)?),
             PROPOSAL => {
                 let mut items = list(&mut buf)?;
-                let signed = Signed::decode(&mut items)?;
+                let signed = Signed::decode_within(&mut items, budget)?;
                 let block = decode_block(&mut items)?;
                 let round_change_certificate = if take_null(&mut items) {
                     None
                 } else {
-                    Some(RoundChangeCertificate::decode(&mut items)?)
+                    Some(RoundChangeCertificate::decode(&mut items, budget)?)
                 };
                 finish_with_optional_bal(items)?;
                 Self::Proposal(Box::new(Proposal {
@@ -526,7 +576,7 @@ impl Message {
             }
             ROUND_CHANGE => {
                 let mut items = list(&mut buf)?;
-                let signed = Signed::decode(&mut items)?;
+                let signed = Signed::decode_within(&mut items, budget)?;
                 let block = if take_null(&mut items) {
                     None
                 } else {

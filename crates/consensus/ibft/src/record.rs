@@ -76,11 +76,15 @@ impl VoteRecord {
             None
         } else {
             let mut inner = list(&mut items)?;
-            let proposal = crate::messages::Signed::decode(&mut inner)?;
+            let budget = &mut crate::messages::SignatureBudget::new();
+            let proposal = crate::messages::Signed::decode_within(&mut inner, budget)?;
             let mut prepares_rlp = list(&mut inner)?;
             let mut prepares = Vec::new();
             while !prepares_rlp.is_empty() {
-                prepares.push(crate::messages::Signed::decode(&mut prepares_rlp)?);
+                prepares.push(crate::messages::Signed::decode_within(
+                    &mut prepares_rlp,
+                    budget,
+                )?);
             }
             let block = Block::decode(&mut inner).map_err(MessageError::Block)?;
             if !inner.is_empty() {

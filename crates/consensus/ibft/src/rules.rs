@@ -49,6 +49,35 @@ pub enum RuleError {
     /// A round change carries a block without a certificate or the reverse.
     #[error("round change: a block is present exactly when a prepared certificate is")]
     BlockWithoutCertificate,
+    /// The body does not match the header's transactions root, ommers hash or withdrawals
+    /// root: the signatures cover only the header, so a relay may have swapped it.
+    #[error("block body does not match its header ({0})")]
+    Body(&'static str),
+}
+
+/// HC: the body a proposal or round change carries matches its header's commitments. The
+/// signed digest covers only the header, so without this a relay (or a byzantine sender of
+/// round changes) could attach another body and make honest validators reject the block.
+pub fn check_body(block: &Block) -> Result<(), RuleError> {
+    use alloy_consensus::proofs::{
+        calculate_ommers_root, calculate_transaction_root, calculate_withdrawals_root,
+    };
+    let header = &block.header;
+    let body = &block.body;
+    if calculate_transaction_root(&body.transactions) != header.transactions_root {
+        return Err(RuleError::Body("transactions root"));
+    }
+    if calculate_ommers_root(&body.ommers) != header.ommers_hash {
+        return Err(RuleError::Body("ommers hash"));
+    }
+    let withdrawals_root = body
+        .withdrawals
+        .as_ref()
+        .map(|w| calculate_withdrawals_root(w));
+    if withdrawals_root != header.withdrawals_root {
+        return Err(RuleError::Body("withdrawals root"));
+    }
+    Ok(())
 }
 
 /// The proposer of `round` (`BftProposerSelector` with `changeEachBlock = true`):
@@ -190,7 +219,8 @@ impl HeightContext {
             (None, None) => Ok(()),
             (Some(pc), Some(block)) => {
                 self.check_prepared(pc, payload.id)?;
-                self.check_block(block, pc.digest(), pc.round())
+                self.check_block(block, pc.digest(), pc.round())?;
+                check_body(block)
             }
             _ => Err(RuleError::BlockWithoutCertificate),
         }

@@ -686,3 +686,63 @@ fn four_validator_round_change_reproduces_the_certificate_and_reproposal() {
             .any(|m| matches!(m, Message::Prepare(_)))
     );
 }
+
+#[test]
+fn oversized_certificates_are_refused_while_decoding() {
+    use healthchain_ibft::messages::{
+        MAX_VALIDATORS, PreparedCertificate, RoundChange, RoundChangeCertificate,
+    };
+    let block = hashing_test_block();
+    let digest = commit_seal_digest(&block.header).unwrap();
+    let id0 = RoundId::new(1, 0);
+    let proposal = Signed::sign(ProposalPayload { id: id0, digest }, &key(1)).unwrap();
+    let prepares = |n: usize| -> Vec<Signed<PreparePayload>> {
+        let one = Signed::sign(PreparePayload { id: id0, digest }, &key(2)).unwrap();
+        vec![one; n]
+    };
+    let rc_with = |n: usize| {
+        Signed::sign(
+            RoundChangePayload {
+                id: RoundId::new(1, 1),
+                prepared: Some(PreparedCertificate {
+                    proposal: proposal.clone(),
+                    prepares: prepares(n),
+                }),
+            },
+            &key(3),
+        )
+        .unwrap()
+    };
+    // A prepared certificate may list at most MAX_VALIDATORS prepares.
+    for (n, ok) in [(MAX_VALIDATORS, true), (MAX_VALIDATORS + 1, false)] {
+        let message = Message::RoundChange(Box::new(RoundChange {
+            signed: rc_with(n),
+            block: Some(block.clone()),
+        }));
+        let decoded = Message::decode(3, &wire(&message));
+        assert_eq!(decoded.is_ok(), ok, "{n} prepares: {decoded:?}");
+    }
+    // A round-change certificate of 64 round changes each carrying 64 prepares asks for
+    // over 4,000 recoveries: refused for the signature budget.
+    let rc = rc_with(MAX_VALIDATORS);
+    let proposal = Message::Proposal(Box::new(healthchain_ibft::messages::Proposal {
+        signed: Signed::sign(
+            ProposalPayload {
+                id: RoundId::new(1, 1),
+                digest,
+            },
+            &key(2),
+        )
+        .unwrap(),
+        block,
+        round_change_certificate: Some(RoundChangeCertificate {
+            round_changes: vec![rc; MAX_VALIDATORS],
+        }),
+    }));
+    assert_eq!(
+        Message::decode(0, &wire(&proposal)),
+        Err(healthchain_ibft::MessageError::Structure(
+            "too many signatures in one message"
+        ))
+    );
+}

@@ -193,6 +193,18 @@ pub trait BlockWriter: Send + Sync {
     fn commit_block(&self, batch: BlockBatch) -> StorageResult<()>;
 }
 
+/// A validator's own consensus votes (encoded `VoteRecord`s of `healthchain-ibft`), kept so
+/// that after a crash it never signs anything conflicting with what it already sent.
+pub trait VoteStore: Send + Sync {
+    /// Appends `record` to the records of `height` and returns only once it is on disk
+    /// (whatever the store's block durability): the vote is sent right after.
+    fn append_vote(&self, height: u64, record: &[u8]) -> StorageResult<()>;
+    /// The records of `height`, in the order they were appended.
+    fn votes(&self, height: u64) -> StorageResult<Vec<Vec<u8>>>;
+    /// Deletes the records of every height below `height`.
+    fn prune_votes(&self, below: u64) -> StorageResult<()>;
+}
+
 /// A full chain store.
 pub trait ChainStore: StateReader + BlockReader + BlockWriter {}
 impl<T: StateReader + BlockReader + BlockWriter> ChainStore for T {}

@@ -8,7 +8,7 @@ use healthchain_primitives::{Account, BlockBody, Header, Receipt};
 
 use crate::{
     BlockBatch, BlockReader, BlockWriter, StateReader, StorageError, StorageResult, TxLocation,
-    check_extends_head,
+    VoteStore, check_extends_head,
 };
 
 #[derive(Debug, Default)]
@@ -24,6 +24,7 @@ struct Inner {
     storage: BTreeMap<(Address, B256), U256>,
     bytecodes: BTreeMap<B256, Bytes>,
     trie_nodes: BTreeMap<B256, Vec<u8>>,
+    votes: BTreeMap<u64, Vec<Vec<u8>>>,
 }
 
 /// A chain store in memory; commits are atomic under one lock.
@@ -87,6 +88,30 @@ impl BlockReader for MemoryStore {
 
     fn transaction_location(&self, tx_hash: B256) -> StorageResult<Option<TxLocation>> {
         self.read(|s| s.tx_lookup.get(&tx_hash).copied())
+    }
+}
+
+impl VoteStore for MemoryStore {
+    fn append_vote(&self, height: u64, record: &[u8]) -> StorageResult<()> {
+        let mut s = self
+            .inner
+            .write()
+            .map_err(|_| StorageError::Database("lock poisoned".into()))?;
+        s.votes.entry(height).or_default().push(record.to_vec());
+        Ok(())
+    }
+
+    fn votes(&self, height: u64) -> StorageResult<Vec<Vec<u8>>> {
+        self.read(|s| s.votes.get(&height).cloned().unwrap_or_default())
+    }
+
+    fn prune_votes(&self, below: u64) -> StorageResult<()> {
+        let mut s = self
+            .inner
+            .write()
+            .map_err(|_| StorageError::Database("lock poisoned".into()))?;
+        s.votes = s.votes.split_off(&below);
+        Ok(())
     }
 }
 

@@ -17,13 +17,13 @@ use alloy_primitives::{Address, B256, Bytes, U256};
 use healthchain_primitives::{Account, BlockBody, Header, Receipt};
 use healthchain_storage_api::{
     BlockBatch, BlockReader, BlockWriter, StateReader, StorageError, StorageResult, TxLocation,
-    check_extends_head,
+    VoteStore, check_extends_head,
 };
 use signet_libmdbx::tx::aliases::RwTxUnsync;
 use signet_libmdbx::{
     Database, DatabaseFlags, Environment, EnvironmentFlags, Geometry, Mode, SyncMode, WriteFlags,
 };
-use tables::{Meta, MetaKey, StorageKey, StorageValue, Table, TableKey, TableValue};
+use tables::{Meta, MetaKey, StorageKey, StorageValue, Table, TableKey, TableValue, VoteKey};
 
 /// How commits reach the disk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -317,6 +317,82 @@ impl BlockReader for MdbxStore {
 
     fn transaction_location(&self, tx_hash: B256) -> StorageResult<Option<TxLocation>> {
         self.read::<tables::TxLookup>(&tx_hash)
+    }
+}
+
+impl MdbxStore {
+    /// The `ConsensusVotes` entries of `height`, as (sequence, record), read in `cursor`'s
+    /// transaction.
+    fn votes_in<K: signet_libmdbx::TransactionKind>(
+        cursor: &mut signet_libmdbx::Cursor<'_, K>,
+        height: u64,
+    ) -> StorageResult<Vec<(u32, Vec<u8>)>> {
+        let prefix = height.to_be_bytes();
+        let mut out = Vec::new();
+        let mut next = cursor
+            .set_range::<Cow<'_, [u8]>, Cow<'_, [u8]>>(&VoteKey { height, seq: 0 }.encode_key())
+            .map_err(db_err)?;
+        while let Some((key, value)) = next {
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let seq = key
+                .get(8..12)
+                .and_then(|s| <[u8; 4]>::try_from(s).ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| StorageError::Corrupt {
+                    table: tables::ConsensusVotes::NAME,
+                    reason: format!("key of {} bytes", key.len()),
+                })?;
+            out.push((seq, value.into_owned()));
+            next = cursor.next().map_err(db_err)?;
+        }
+        Ok(out)
+    }
+}
+
+impl VoteStore for MdbxStore {
+    fn append_vote(&self, height: u64, record: &[u8]) -> StorageResult<()> {
+        let w = self.writer()?;
+        let seq = {
+            let mut cursor =
+                w.tx.cursor(w.db::<tables::ConsensusVotes>())
+                    .map_err(db_err)?;
+            Self::votes_in(&mut cursor, height)?
+                .last()
+                .map_or(0, |(seq, _)| seq.saturating_add(1))
+        };
+        w.put_raw::<tables::ConsensusVotes>(&VoteKey { height, seq }, record)?;
+        w.commit()?;
+        // Durable whatever the block durability: the vote goes out right after this.
+        self.flush()
+    }
+
+    fn votes(&self, height: u64) -> StorageResult<Vec<Vec<u8>>> {
+        let tx = self.env.begin_ro_unsync().map_err(db_err)?;
+        let db = self.dbs[tables::ConsensusVotes::INDEX];
+        let mut cursor = tx.cursor(db).map_err(db_err)?;
+        Ok(Self::votes_in(&mut cursor, height)?
+            .into_iter()
+            .map(|(_, record)| record)
+            .collect())
+    }
+
+    fn prune_votes(&self, below: u64) -> StorageResult<()> {
+        let w = self.writer()?;
+        {
+            let mut cursor =
+                w.tx.cursor(w.db::<tables::ConsensusVotes>())
+                    .map_err(db_err)?;
+            let limit = below.to_be_bytes();
+            while let Some((key, ())) = cursor.first::<Cow<'_, [u8]>, ()>().map_err(db_err)? {
+                if key.get(..8).is_none_or(|h| h >= limit.as_slice()) {
+                    break;
+                }
+                cursor.del().map_err(db_err)?;
+            }
+        }
+        w.commit()
     }
 }
 

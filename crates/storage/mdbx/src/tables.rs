@@ -109,6 +109,29 @@ tables! {
     TrieNodes: B256 => Vec<u8>;
     /// Store metadata by name: `head` → number (u64 BE) ++ hash, `schema_version` → u64 BE.
     Meta: MetaKey => Vec<u8>;
+    /// Height (u64 BE) ++ sequence (u32 BE) → one of this validator's consensus votes (an
+    /// encoded `VoteRecord`), written and synced before the vote is sent; heights below
+    /// the next one to decide are pruned.
+    ConsensusVotes: VoteKey => Vec<u8>;
+}
+
+/// A `ConsensusVotes` key: the votes of one height sort together, in append order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoteKey {
+    /// The height the vote is for.
+    pub height: u64,
+    /// Its position among that height's votes.
+    pub seq: u32,
+}
+
+impl TableKey for VoteKey {
+    type Encoded = [u8; 12];
+    fn encode_key(&self) -> [u8; 12] {
+        let mut key = [0u8; 12];
+        key[..8].copy_from_slice(&self.height.to_be_bytes());
+        key[8..].copy_from_slice(&self.seq.to_be_bytes());
+        key
+    }
 }
 
 /// Layout version written by this code, in `Meta.schema_version`.
@@ -349,7 +372,8 @@ mod tests {
         check::<Bytecodes>();
         check::<TrieNodes>();
         check::<Meta>();
-        assert_eq!(ALL.len(), 11);
+        check::<ConsensusVotes>();
+        assert_eq!(ALL.len(), 12);
     }
 
     #[test]

@@ -207,3 +207,44 @@ fn every_past_state_is_readable_through_the_archived_trie() {
     );
     assert!(!mdbx.storage(RECORD_CONTRACT, last_slot).unwrap().is_zero());
 }
+
+#[test]
+fn consensus_votes_append_in_order_survive_reopen_and_prune() {
+    use healthchain_storage_api::VoteStore;
+    let dir = tempfile::tempdir().unwrap();
+    for durability in [Durability::Durable, Durability::SafeNoSync] {
+        let memory = MemoryStore::default();
+        let path = dir.path().join(format!("{durability:?}"));
+        {
+            let store = MdbxStore::open(&path, DatabaseConfig { durability }).unwrap();
+            for (height, record) in [
+                (7u64, &b"a"[..]),
+                (8, b"b"),
+                (7, b"c"),
+                (300, b"d"),
+                (7, b"e"),
+            ] {
+                store.append_vote(height, record).unwrap();
+                memory.append_vote(height, record).unwrap();
+            }
+            assert_eq!(
+                store.votes(7).unwrap(),
+                [b"a".to_vec(), b"c".to_vec(), b"e".to_vec()]
+            );
+            assert_eq!(store.votes(6).unwrap(), Vec::<Vec<u8>>::new());
+        }
+        // Reopened: all there, in order.
+        let store = MdbxStore::open(&path, DatabaseConfig { durability }).unwrap();
+        assert_eq!(store.votes(7).unwrap(), memory.votes(7).unwrap());
+        assert_eq!(store.votes(8).unwrap(), [b"b".to_vec()]);
+        assert_eq!(store.votes(300).unwrap(), [b"d".to_vec()]);
+        store.prune_votes(8).unwrap();
+        memory.prune_votes(8).unwrap();
+        assert!(store.votes(7).unwrap().is_empty());
+        assert_eq!(store.votes(8).unwrap(), [b"b".to_vec()]);
+        assert_eq!(store.votes(300).unwrap(), memory.votes(300).unwrap());
+        // Appending after a prune continues the height's sequence.
+        store.append_vote(8, b"f").unwrap();
+        assert_eq!(store.votes(8).unwrap(), [b"b".to_vec(), b"f".to_vec()]);
+    }
+}

@@ -31,18 +31,22 @@ pub enum Fault {
     FutureSpammer,
     /// Sends malformed bytes: random, truncated and bit-flipped messages.
     Malformed,
+    /// Relays others' proposals and round changes with another block body under the
+    /// same signatures (which cover only the header).
+    BodySwapper,
 }
 
 impl Fault {
     /// A fault drawn from `rng`.
     pub fn random(rng: &mut Rng) -> Self {
-        match rng.below(7) {
+        match rng.below(8) {
             0 => Self::Silent,
             1 => Self::EquivocatingProposer,
             2 => Self::DoubleSigner,
             3 => Self::Forger,
             4 => Self::Replayer,
             5 => Self::FutureSpammer,
+            6 => Self::BodySwapper,
             _ => Self::Malformed,
         }
     }
@@ -105,7 +109,9 @@ impl Sim {
                     }
                 }
             }
-            Fault::Replayer | Fault::FutureSpammer | Fault::Malformed => self.send_from(i, message),
+            Fault::Replayer | Fault::FutureSpammer | Fault::Malformed | Fault::BodySwapper => {
+                self.send_from(i, message)
+            }
         }
     }
 
@@ -179,6 +185,42 @@ impl Sim {
                         (0..len).map(|_| self.rng.next_u64() as u8).collect()
                     };
                     self.send(Some(node), to, code, data);
+                }
+            }
+            Fault::BodySwapper => {
+                // Proposals and round changes seen on the wire, re-sent with an extra ommer
+                // in the block body: header, digest and signatures all still verify.
+                let with_blocks: Vec<usize> = (0..self.seen.len())
+                    .filter(|&k| matches!(self.seen[k].0, 0 | 3))
+                    .collect();
+                for _ in 0..3 {
+                    if with_blocks.is_empty() {
+                        break;
+                    }
+                    let pick = with_blocks[self.rng.below(with_blocks.len() as u64) as usize];
+                    let (code, data) = self.seen[pick].clone();
+                    let swapped = match Message::decode(code, &data) {
+                        Ok(Message::Proposal(mut p)) => {
+                            p.block.body.ommers.push(Default::default());
+                            Some(Message::Proposal(p))
+                        }
+                        Ok(Message::RoundChange(mut rc)) => match rc.block.as_mut() {
+                            Some(block) => {
+                                block.body.ommers.push(Default::default());
+                                Some(Message::RoundChange(rc))
+                            }
+                            None => None,
+                        },
+                        _ => None,
+                    };
+                    if let Some(message) = swapped {
+                        let (code, data) = wire(&message);
+                        for to in 0..n {
+                            if to != node {
+                                self.send(Some(node), to, code, data.clone());
+                            }
+                        }
+                    }
                 }
             }
             Fault::Silent | Fault::EquivocatingProposer | Fault::DoubleSigner | Fault::Forger => {}

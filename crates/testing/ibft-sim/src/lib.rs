@@ -128,7 +128,13 @@ impl Scenario {
                 continue;
             }
             let at = rng.below(gst_ms);
-            let down = rng.range(10, 5_000);
+            // Some outages outlast several capped round timeouts (8 s here), so validators
+            // come back far behind the ones that kept changing rounds.
+            let down = if rng.chance(0.3) {
+                rng.range(10_000, 40_000)
+            } else {
+                rng.range(10, 5_000)
+            };
             crashes.push((node, at, down));
         }
         let ibft = IbftConfig {
@@ -828,6 +834,7 @@ impl Sim {
             BlockPeriod::Millis(_) => 0,
         };
         block.header.parent_hash == hash
+            && healthchain_ibft::rules::check_body(block).is_ok()
             && block.header.number == parent.header.number + 1
             && block.header.timestamp >= parent.header.timestamp + period
             && block.header.timestamp <= (GENESIS_UNIX_MS + self.now) / 1000 + 1

@@ -61,6 +61,7 @@ fn the_fixed_seeds_cover_every_fault_and_validator_count() {
         Fault::Replayer,
         Fault::FutureSpammer,
         Fault::Malformed,
+        Fault::BodySwapper,
     ] {
         let count = scenarios
             .iter()
@@ -135,4 +136,27 @@ fn a_validator_that_forgets_its_votes_is_caught_equivocating() {
             .to_string()
             .contains("reproduce: cargo run --release -p healthchain-ibft-sim -- --seed")
     );
+}
+
+#[test]
+fn validators_back_from_a_long_outage_meet_the_one_that_kept_changing_rounds() {
+    // Four validators, one silent for good; two of the others are down for 40 s while the
+    // fourth keeps timing out at the capped 8 s. When they return it is rounds ahead of
+    // them, alone: it must wait for them rather than drift ahead for ever.
+    for seed in [1u64, 2, 3, 4, 5] {
+        let mut s = Scenario::from_seed(seed);
+        s.validators = 4;
+        s.faults = [(3, Fault::Silent)].into_iter().collect();
+        s.outsider = false;
+        s.partitions.clear();
+        s.crashes = vec![(1, 2_000, 40_000), (2, 2_500, 40_000)];
+        s.crash_chance = 0.0;
+        s.gst_ms = 45_000;
+        s.deadline_ms = s.gst_ms + 120_000;
+        let report = Sim::new(s).run().unwrap_or_else(|f| panic!("{f}"));
+        assert!(
+            report.max_round >= 4,
+            "seed {seed}: rounds never drifted ({report:?})"
+        );
+    }
 }
