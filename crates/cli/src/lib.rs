@@ -5,6 +5,7 @@
 
 mod chain;
 mod commands;
+mod genesis;
 mod node;
 mod rlp;
 
@@ -101,11 +102,22 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// Network set-up.
+    Genesis {
+        #[command(subcommand)]
+        command: GenesisCommand,
+    },
     /// Genesis extraData, as `besu rlp encode|decode` (JSON list of validators ⇄ hex).
     Rlp {
         #[command(subcommand)]
         command: RlpCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum GenesisCommand {
+    /// Write a genesis, one node key per validator and a config per node (on loopback).
+    New(genesis::GenesisNewArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -210,6 +222,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Db {
             command: DbCommand::Stats { db },
         } => commands::db_stats(&db),
+        Command::Genesis {
+            command: GenesisCommand::New(args),
+        } => genesis::new(&args),
         Command::Rlp {
             command: RlpCommand::Encode(args),
         } => rlp::encode(args.from.as_deref(), args.to.as_deref(), args.kind),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use healthchain_node::{GenesisFile, NodeConfig, NodeHandle, NodeKey};
+use healthchain_node::{GenesisFile, NodeConfig, NodeHandle};
 
 use crate::DurabilityArg;
 
@@ -30,12 +30,19 @@ pub struct NodeArgs {
     /// Lowest gas price the pool accepts, in wei (overrides `[txpool] min-gas-price`).
     #[arg(long)]
     pub min_gas_price: Option<u64>,
-    /// Seal blocks with the key in this file (sets `[validator] enabled` and `key-file`).
+    /// Node key file (overrides `[node] key-file`).
     #[arg(long)]
-    pub validator_key: Option<PathBuf>,
-    /// Block period in milliseconds (overrides `[validator] block-period-ms`).
+    pub key_file: Option<PathBuf>,
+    /// P2P listen address (overrides `[network] listen-addr`).
     #[arg(long)]
-    pub block_period_ms: Option<u64>,
+    pub p2p_addr: Option<SocketAddr>,
+    /// Bootnodes, `enode://…` or multiaddrs, comma-separated (overrides `[network]
+    /// bootnodes`).
+    #[arg(long, value_delimiter = ',')]
+    pub bootnodes: Option<Vec<String>>,
+    /// Metrics address; enables metrics (overrides `[metrics]`).
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl NodeArgs {
@@ -58,12 +65,18 @@ impl NodeArgs {
         if let Some(price) = self.min_gas_price {
             config.txpool.min_gas_price = price;
         }
-        if let Some(key) = &self.validator_key {
-            config.validator.enabled = true;
-            config.validator.key_file = Some(key.clone());
+        if let Some(key) = &self.key_file {
+            config.node.key_file = Some(key.clone());
         }
-        if let Some(ms) = self.block_period_ms {
-            config.validator.block_period_ms = Some(ms);
+        if let Some(addr) = self.p2p_addr {
+            config.network.listen_addr = addr;
+        }
+        if let Some(nodes) = &self.bootnodes {
+            config.network.bootnodes = nodes.clone();
+        }
+        if let Some(addr) = self.metrics_addr {
+            config.metrics.enabled = true;
+            config.metrics.addr = addr;
         }
     }
 }
@@ -76,11 +89,7 @@ pub(crate) fn node(config_path: Option<&Path>, args: &NodeArgs) -> anyhow::Resul
     };
     args.apply(&mut config);
     config.validate()?;
-    runtime()?.block_on(async {
-        let node = healthchain_node::launch(config, None).await?;
-        tracing::info!(genesis = %node.genesis_hash, datadir = %node.datadir.display(), "node started");
-        wait_and_stop(node).await
-    })
+    run_node(config)
 }
 
 /// The development chain's genesis, compiled in so `dev` runs from anywhere.
@@ -123,25 +132,46 @@ pub fn dev_genesis() -> anyhow::Result<GenesisFile> {
 /// Options of `healthchain dev`.
 #[derive(Debug, Clone, Args)]
 pub struct DevArgs {
-    /// Keep the chain here (a fresh temporary directory, removed on exit, by default).
+    /// Keep the chain here (a fresh temporary directory, removed on exit, by default); each
+    /// validator gets `nodeI/` inside it.
     #[arg(long)]
     pub datadir: Option<PathBuf>,
-    /// HTTP JSON-RPC address.
+    /// HTTP JSON-RPC address (of the first validator).
     #[arg(long, default_value = "127.0.0.1:8545")]
     pub rpc_http_addr: SocketAddr,
-    /// WebSocket JSON-RPC address.
+    /// WebSocket JSON-RPC address (of the first validator).
     #[arg(long, default_value = "127.0.0.1:8546")]
     pub rpc_ws_addr: SocketAddr,
-    /// Block period in milliseconds (the genesis says 1000).
+    /// Block period in milliseconds (sets the genesis `xblockperiodmilliseconds`; the
+    /// genesis says 1 s).
     #[arg(long)]
     pub block_period_ms: Option<u64>,
+    /// Metrics address of the first validator (off by default).
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
-/// `healthchain dev`.
+/// The dev genesis with a millisecond block period, if asked for.
+fn dev_genesis_with_period(block_period_ms: Option<u64>) -> anyhow::Result<GenesisFile> {
+    let Some(ms) = block_period_ms else {
+        return dev_genesis();
+    };
+    anyhow::ensure!(ms > 0, "--block-period-ms must be at least 1");
+    let mut json: serde_json::Value =
+        serde_json::from_str(DEV_GENESIS).context("genesis/dev.json")?;
+    json["config"]["ibft2"]["xblockperiodmilliseconds"] = serde_json::json!(ms);
+    Ok(GenesisFile::parse(
+        json.to_string(),
+        Path::new("genesis/dev.json"),
+    )?)
+}
+
+/// `healthchain dev`: the four development validators in one process, connected over
+/// libp2p on loopback; JSON-RPC on the first.
 pub(crate) fn dev(args: &DevArgs) -> anyhow::Result<()> {
     let keys = dev_keys()?;
-    let genesis = dev_genesis()?;
-    let (datadir, temp) = match &args.datadir {
+    let genesis = dev_genesis_with_period(args.block_period_ms)?;
+    let (root, temp) = match &args.datadir {
         Some(dir) => (dir.clone(), None),
         None => {
             let temp = tempfile::Builder::new()
@@ -151,55 +181,88 @@ pub(crate) fn dev(args: &DevArgs) -> anyhow::Result<()> {
             (temp.path().to_path_buf(), Some(temp))
         }
     };
-    std::fs::create_dir_all(&datadir).with_context(|| format!("creating {}", datadir.display()))?;
-    let validator = keys
-        .validators
-        .first()
-        .context("genesis/dev-keys.json lists no validator")?;
-    let key_file = datadir.join("validator.key");
-    std::fs::write(&key_file, &validator.private_key)
-        .with_context(|| format!("writing {}", key_file.display()))?;
-
-    let mut config = NodeConfig::default();
-    config.node.datadir = Some(datadir.clone());
-    config.rpc.http_addr = args.rpc_http_addr;
-    config.rpc.ws_addr = args.rpc_ws_addr;
-    // Browser dapps (Remix, MetaMask) call a dev node from other origins.
-    config.rpc.cors_origins = vec!["*".into()];
-    config.txpool.min_gas_price = 0;
-    config.validator.enabled = true;
-    config.validator.key_file = Some(key_file);
-    config.validator.block_period_ms = args.block_period_ms;
-
+    anyhow::ensure!(
+        !keys.validators.is_empty(),
+        "genesis/dev-keys.json lists no validator"
+    );
     let chain_id = genesis.genesis.config.chain_id;
     runtime()?.block_on(async {
-        let node = healthchain_node::launch(config, Some(genesis)).await?;
-        print_banner(&node, chain_id, &keys);
-        wait_and_stop(node).await
+        let mut nodes: Vec<NodeHandle> = Vec::new();
+        for (i, validator) in keys.validators.iter().enumerate() {
+            let datadir = root.join(format!("node{i}"));
+            std::fs::create_dir_all(&datadir)
+                .with_context(|| format!("creating {}", datadir.display()))?;
+            let key_file = datadir.join("key");
+            std::fs::write(&key_file, &validator.private_key)
+                .with_context(|| format!("writing {}", key_file.display()))?;
+            let mut config = NodeConfig::default();
+            config.node.datadir = Some(datadir);
+            config.node.key_file = Some(key_file);
+            config.txpool.min_gas_price = 0;
+            config.network.listen_addr = "127.0.0.1:0".parse()?;
+            // Each validator dials the ones started before it: a full mesh.
+            config.network.bootnodes = nodes.iter().filter_map(|n| n.enode.clone()).collect();
+            if i == 0 {
+                config.rpc.http_addr = args.rpc_http_addr;
+                config.rpc.ws_addr = args.rpc_ws_addr;
+                // Browser dapps (Remix, MetaMask) call a dev node from other origins.
+                config.rpc.cors_origins = vec!["*".into()];
+                if let Some(addr) = args.metrics_addr {
+                    config.metrics.enabled = true;
+                    config.metrics.addr = addr;
+                }
+            } else {
+                config.rpc.http_enabled = false;
+                config.rpc.ws_enabled = false;
+            }
+            let node = healthchain_node::launch(config, Some(genesis.clone()))
+                .await
+                .with_context(|| format!("starting validator {i}"))?;
+            nodes.push(node);
+        }
+        print_banner(&nodes, chain_id, &keys);
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        for node in nodes {
+            node.shutdown().await?;
+        }
+        anyhow::Ok(())
     })?;
     drop(temp);
     Ok(())
 }
 
-fn print_banner(node: &NodeHandle, chain_id: u64, keys: &DevKeys) {
+fn print_banner(nodes: &[NodeHandle], chain_id: u64, keys: &DevKeys) {
     let mut out = String::new();
+    let Some(first) = nodes.first() else { return };
     out.push_str(&format!(
         "\nHealthChain development network (chain id {chain_id}, genesis {})\n",
-        node.genesis_hash
+        first.genesis_hash
     ));
-    if let Some(addr) = node.http_addr {
+    if let Some(addr) = first.http_addr {
         out.push_str(&format!("JSON-RPC over HTTP:      http://{addr}\n"));
     }
-    if let Some(addr) = node.ws_addr {
+    if let Some(addr) = first.ws_addr {
         out.push_str(&format!("JSON-RPC over WebSocket: ws://{addr}\n"));
     }
-    if let Some(validator) = node.validator {
-        out.push_str(&format!("Sealing blocks as:       {validator}\n"));
+    if let Some(addr) = first.metrics_addr {
+        out.push_str(&format!("Metrics:                 http://{addr}/metrics\n"));
     }
     out.push_str(&format!(
         "Data directory:          {}\n",
-        node.datadir.display()
+        first.datadir.parent().unwrap_or(&first.datadir).display()
     ));
+    out.push_str(&format!(
+        "\nValidators ({} IBFT 2.0 nodes on loopback)\n",
+        nodes.len()
+    ));
+    for (i, node) in nodes.iter().enumerate() {
+        out.push_str(&format!(
+            "  #{i}: {}  {}\n",
+            node.address,
+            node.enode.as_deref().unwrap_or("-")
+        ));
+    }
     out.push_str("\nAccounts\n========\n\n");
     out.push_str(
         "WARNING: These are PUBLIC TEST KEYS. Anyone can sign with them. Never send real funds\n\
@@ -229,6 +292,15 @@ async fn wait_and_stop(node: NodeHandle) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts a node from `config` until Ctrl-C.
+pub(crate) fn run_node(config: NodeConfig) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let node = healthchain_node::launch(config, None).await?;
+        tracing::info!(genesis = %node.genesis_hash, datadir = %node.datadir.display(), "node started");
+        wait_and_stop(node).await
+    })
+}
+
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -253,5 +325,5 @@ async fn shutdown_signal() {
 
 /// Checks that a development key signs for its address (used by tests).
 pub fn key_matches(key: &DevKey) -> bool {
-    NodeKey::from_hex(&key.private_key).is_some_and(|k| k.address() == key.address)
+    healthchain_node::key_from_hex(&key.private_key).is_some_and(|k| k.address() == key.address)
 }

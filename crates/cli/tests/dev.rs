@@ -88,6 +88,17 @@ fn dev_prints_the_accounts_serves_rpc_and_stops_on_sigint() {
     let text = seen.join("\n");
     assert!(text.contains(&format!("http://127.0.0.1:{http}")), "{text}");
     assert!(text.contains("PUBLIC TEST KEYS"), "{text}");
+    assert!(
+        text.contains("Validators (4 IBFT 2.0 nodes on loopback)"),
+        "{text}"
+    );
+    for key in &keys.validators {
+        assert!(
+            text.contains(&key.address.to_string()),
+            "validator {} missing:\n{text}",
+            key.address
+        );
+    }
     for (i, key) in keys.accounts.iter().enumerate() {
         assert!(
             text.contains(&format!("Account #{i}: {}", key.address)),
@@ -140,7 +151,10 @@ fn dev_prints_the_accounts_serves_rpc_and_stops_on_sigint() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "exit status {exit}");
-    assert!(dir.path().join("db").exists());
+    // Four validators, each with its own data directory.
+    for i in 0..4 {
+        assert!(dir.path().join(format!("node{i}/db")).exists(), "node{i}");
+    }
 }
 
 #[test]

@@ -115,7 +115,13 @@ pub fn validate_header(
             format!("{expected_base_fee:?}"),
         ));
     }
-    if rules.is_active(Hardfork::Paris) {
+    if config.ibft2.is_some() {
+        // IBFT 2.0 blocks have difficulty 1 whatever the fork (Besu's BFT difficulty
+        // calculator); the other IBFT header rules are the consensus engine's.
+        if header.difficulty != alloy_primitives::U256::from(1) {
+            return Err(BlockError::header("difficulty", header.difficulty, 1));
+        }
+    } else if rules.is_active(Hardfork::Paris) {
         if !header.difficulty.is_zero() {
             return Err(BlockError::header("difficulty", header.difficulty, 0));
         }

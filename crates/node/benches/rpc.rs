@@ -146,6 +146,8 @@ fn main() {
         config.rpc.ws_enabled = false;
         config.txpool.min_gas_price = 0;
         config.txpool.max_transactions = txs * 3;
+        // No validator key and no peers: nothing is sealed, so the pool only grows.
+        config.network.enabled = false;
         let genesis = GenesisFile::parse(
             healthchain_fixtures::genesis_json(senders),
             std::path::Path::new("fixtures"),

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use alloy_primitives::U256;
+use healthchain_network::NetworkConfig;
 use healthchain_rpc::RpcConfig;
 use serde::{Deserialize, Serialize};
 
@@ -20,8 +21,12 @@ pub struct NodeConfig {
     pub rpc: RpcConfig,
     /// Transaction pool.
     pub txpool: TxPoolConfig,
-    /// Block production.
-    pub validator: ValidatorConfig,
+    /// Peer-to-peer network.
+    pub network: NetworkConfig,
+    /// IBFT 2.0 settings that are this node's own (the chain's are in the genesis).
+    pub consensus: ConsensusConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
 }
 
 /// `[node]`: where the data lives and which chain it is.
@@ -32,6 +37,10 @@ pub struct NodeSection {
     pub datadir: Option<PathBuf>,
     /// Besu-format genesis file; needed the first time, checked against the database after.
     pub genesis: Option<PathBuf>,
+    /// The node key (hex secp256k1 private key): the node's p2p identity and, when its
+    /// address is in the validator set, its validator key. Default `<datadir>/key`,
+    /// created on first start.
+    pub key_file: Option<PathBuf>,
 }
 
 /// `[storage]`.
@@ -95,16 +104,45 @@ impl Default for TxPoolConfig {
     }
 }
 
-/// `[validator]`: block production.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `[consensus]`: this node's IBFT 2.0 settings. The block period, round timeout base and
+/// epoch come from the genesis `ibft2` section, as in Besu.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
-pub struct ValidatorConfig {
-    /// Seal blocks with this node's key.
+pub struct ConsensusConfig {
+    /// Cap on the doubling round timeout, in milliseconds (Besu has none; see
+    /// `docs/consensus.md`).
+    pub max_round_timeout_ms: u64,
+    /// Move to a higher round once f + 1 validators ask for it.
+    pub round_catch_up: bool,
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        let ibft = healthchain_ibft::IbftConfig::default();
+        Self {
+            max_round_timeout_ms: ibft.max_round_timeout_ms,
+            round_catch_up: ibft.round_catch_up,
+        }
+    }
+}
+
+/// `[metrics]`: Prometheus text on `http://<addr>/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct MetricsConfig {
+    /// Serve metrics.
     pub enabled: bool,
-    /// File holding the node's secp256k1 private key as hex.
-    pub key_file: Option<PathBuf>,
-    /// Block period in milliseconds; defaults to the genesis `blockperiodseconds`.
-    pub block_period_ms: Option<u64>,
+    /// Listen address.
+    pub addr: std::net::SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 9545)),
+        }
+    }
 }
 
 /// A configuration file that cannot be used.
@@ -150,7 +188,7 @@ impl NodeConfig {
         };
         resolve(&mut config.node.datadir);
         resolve(&mut config.node.genesis);
-        resolve(&mut config.validator.key_file);
+        resolve(&mut config.node.key_file);
         Ok(config)
     }
 
@@ -192,15 +230,24 @@ impl NodeConfig {
         if let Some((key, _)) = capacities.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
         }
-        if self.validator.block_period_ms == Some(0) {
+        if self.consensus.max_round_timeout_ms == 0 {
             return Err(ConfigError::Invalid(
-                "[validator] block-period-ms must be at least 1".into(),
+                "[consensus] max-round-timeout-ms must be at least 1".into(),
             ));
         }
-        if self.validator.enabled && self.validator.key_file.is_none() {
+        if self.network.max_message_bytes < 64 * 1024 {
             return Err(ConfigError::Invalid(
-                "[validator] enabled needs key-file".into(),
+                "[network] max-message-bytes must be at least 65536".into(),
             ));
+        }
+        for node in self
+            .network
+            .bootnodes
+            .iter()
+            .chain(&self.network.static_peers)
+        {
+            healthchain_network::PeerAddr::parse(node)
+                .map_err(|e| ConfigError::Invalid(format!("[network] {e}")))?;
         }
         Ok(())
     }
@@ -234,10 +281,13 @@ mod tests {
             [txpool]
             min-gas-price = 0
             tx-fee-cap = "0x0"
-            [validator]
+            [network]
+            listen-addr = "127.0.0.1:30304"
+            bootnodes = ["enode://79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8@127.0.0.1:30303"]
+            [consensus]
+            max-round-timeout-ms = 30000
+            [metrics]
             enabled = true
-            key-file = "key"
-            block-period-ms = 250
             "#,
         )
         .unwrap();
@@ -246,7 +296,9 @@ mod tests {
         assert_eq!(config.rpc.http_addr.port(), 9545);
         assert_eq!(config.rpc.apis, vec!["eth", "net"]);
         assert_eq!(config.txpool.tx_fee_cap, U256::ZERO);
-        assert_eq!(config.validator.block_period_ms, Some(250));
+        assert_eq!(config.network.listen_addr.port(), 30304);
+        assert_eq!(config.consensus.max_round_timeout_ms, 30_000);
+        assert!(config.metrics.enabled);
         config.validate().unwrap();
     }
 
@@ -300,14 +352,30 @@ durability = \"sometimes\"",
         config.rpc.apis.push("debug".into());
         assert!(config.validate().unwrap_err().to_string().contains("debug"));
         config.rpc.apis.pop();
-        config.validator.enabled = true;
+        config.network.bootnodes = vec!["enode://1234@127.0.0.1:1".into()];
         assert!(
             config
                 .validate()
                 .unwrap_err()
                 .to_string()
-                .contains("key-file")
+                .contains("enode://1234")
         );
+    }
+
+    #[test]
+    fn the_example_file_shows_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../genesis/node.example.toml");
+        let config = NodeConfig::load(&path).unwrap();
+        let defaults = NodeConfig::default();
+        assert_eq!(config.storage, defaults.storage);
+        assert_eq!(config.txpool, defaults.txpool);
+        assert_eq!(config.network, defaults.network);
+        assert_eq!(config.consensus, defaults.consensus);
+        assert_eq!(config.metrics, defaults.metrics);
+        // Only the values marked "example value" differ.
+        let mut rpc = config.rpc.clone();
+        rpc.max_concurrent_heavy_calls = defaults.rpc.max_concurrent_heavy_calls;
+        assert_eq!(rpc, defaults.rpc);
     }
 
     #[test]

@@ -1,33 +1,37 @@
 //! The HealthChain node: opens the data directory, initialises or checks the genesis block,
-//! builds the transaction pool, starts JSON-RPC and (on a validator) block production, and
-//! shuts all of it down in order.
+//! and wires the transaction pool, the libp2p network, the IBFT 2.0 engine, JSON-RPC and
+//! the metrics endpoint together; then shuts all of it down in order.
 //!
-//! Only this crate picks the MDBX store; everything it wires together sees the storage traits.
-//! Until the IBFT 2.0 engine lands, a validator node seals blocks alone on the block period
-//! (a single-validator dev chain); see `docs/architecture.md`.
+//! Only this crate picks the MDBX store; everything it wires together sees the storage
+//! traits. See `docs/architecture.md`.
 
 mod config;
 mod datadir;
-mod producer;
+mod key;
+mod metrics;
+mod wiring;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use alloy_primitives::{Address, B256};
 use healthchain_chainspec::ChainConfig;
-use healthchain_rpc::{ChainEvents, NetworkStatus, RpcBackend, RpcServerHandle};
+use healthchain_engine::{Chain, EngineHandle};
+use healthchain_ibft::{BlockPeriod, IbftConfig};
+use healthchain_network::{AllowAll, NetworkHandle};
+use healthchain_rpc::{ChainEvents, RpcBackend, RpcServerHandle};
 use healthchain_storage_api::StorageError;
 use healthchain_storage_mdbx::{DatabaseConfig, Durability, MdbxStore};
 use healthchain_txpool::SharedPool;
-use tokio::sync::watch;
 
 pub use config::{
-    ConfigError, DurabilitySetting, NodeConfig, NodeSection, StorageConfig, TxPoolConfig,
-    ValidatorConfig,
+    ConfigError, ConsensusConfig, DurabilitySetting, MetricsConfig, NodeConfig, NodeSection,
+    StorageConfig, TxPoolConfig,
 };
 pub use datadir::{DataDir, GenesisError, GenesisFile, init_genesis, load_genesis};
-pub use producer::{NodeKey, NodeKeyError};
+pub use key::{NodeKeyError, key_from_hex, load_key, random_key, write_key};
 
 /// `web3_clientVersion`: name, version and platform, as other clients report them.
 pub fn client_version() -> String {
@@ -54,42 +58,64 @@ pub enum NodeError {
     /// The RPC server could not start.
     #[error("JSON-RPC: {0}")]
     Rpc(#[from] healthchain_rpc::RpcError),
-    /// The validator key is unusable.
+    /// The node key is unusable.
     #[error(transparent)]
     Key(#[from] NodeKeyError),
+    /// The network could not start.
+    #[error("p2p: {0}")]
+    Network(#[from] healthchain_network::NetworkError),
+    /// The metrics endpoint could not start.
+    #[error("metrics: cannot listen on {addr}: {reason}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A running node.
 #[derive(Debug)]
 pub struct NodeHandle {
     /// Bound HTTP JSON-RPC address.
-    pub http_addr: Option<std::net::SocketAddr>,
+    pub http_addr: Option<SocketAddr>,
     /// Bound WebSocket JSON-RPC address.
-    pub ws_addr: Option<std::net::SocketAddr>,
+    pub ws_addr: Option<SocketAddr>,
+    /// Bound p2p address.
+    pub p2p_addr: Option<SocketAddr>,
+    /// The node's `enode://` URL, when it runs the network.
+    pub enode: Option<String>,
+    /// Bound metrics address.
+    pub metrics_addr: Option<SocketAddr>,
     /// The genesis block hash.
     pub genesis_hash: B256,
-    /// The sealing address, on a validator.
-    pub validator: Option<Address>,
+    /// The node key's address (it validates while this is in the validator set).
+    pub address: Address,
     /// The data directory.
     pub datadir: PathBuf,
+    /// The consensus engine.
+    pub engine: EngineHandle,
+    network: Option<NetworkHandle>,
     rpc: RpcServerHandle,
-    producer: Option<tokio::task::JoinHandle<()>>,
-    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     store: Arc<MdbxStore>,
 }
 
 impl NodeHandle {
-    /// Stops block production (finishing the block in progress), then RPC, then flushes the
-    /// database.
+    /// Stops RPC, the network and consensus (finishing a block import in progress), then
+    /// flushes and closes the database.
     pub async fn shutdown(self) -> Result<(), NodeError> {
-        // Receivers may be gone already.
-        let _ = self.shutdown.send(true);
-        if let Some(producer) = self.producer
-            && let Err(err) = producer.await
-        {
-            tracing::warn!(%err, "block producer ended abnormally");
-        }
         self.rpc.stop().await;
+        if let Some(network) = &self.network {
+            network.shutdown().await;
+        }
+        self.engine.shutdown().await;
+        for task in self.tasks {
+            task.abort();
+            let _ = task.await;
+        }
+        drop(self.network);
+        drop(self.engine);
         self.store.flush()?;
         // Connection and subscription tasks may still hold the store for a moment after
         // the servers report stopped; wait (bounded) so the database is closed when this
@@ -107,6 +133,26 @@ impl NodeHandle {
         drop(store);
         tracing::info!("node stopped");
         Ok(())
+    }
+}
+
+/// The state machine's settings: the chain's (genesis `ibft2`) and this node's.
+pub fn ibft_config(chain: &ChainConfig, consensus: &ConsensusConfig) -> IbftConfig {
+    let defaults = IbftConfig::default();
+    let Some(ibft) = &chain.ibft2 else {
+        return defaults;
+    };
+    IbftConfig {
+        request_timeout_ms: ibft.request_timeout_seconds.saturating_mul(1000).max(1),
+        max_round_timeout_ms: consensus.max_round_timeout_ms,
+        block_period: match ibft.block_period_ms {
+            Some(ms) => BlockPeriod::Millis(ms),
+            None => BlockPeriod::Seconds(ibft.block_period_seconds),
+        },
+        future_messages_limit: usize::try_from(ibft.future_messages_limit).unwrap_or(usize::MAX),
+        future_messages_max_distance: ibft.future_messages_max_distance,
+        round_catch_up: consensus.round_catch_up,
+        ..defaults
     }
 }
 
@@ -132,39 +178,92 @@ pub async fn launch(
     };
     std::fs::create_dir_all(datadir.path())
         .map_err(|e| GenesisError::Io(format!("creating {}: {e}", datadir.path().display())))?;
+    let key = match &config.node.key_file {
+        Some(path) => load_key(path, false)?,
+        None => load_key(&datadir.path().join("key"), true)?,
+    };
     let store = Arc::new(MdbxStore::open(
         &datadir.db(),
         DatabaseConfig { durability },
     )?);
     let (genesis, genesis_hash) = init_genesis(&datadir, store.as_ref(), genesis)?;
     let chain = Arc::new(genesis.config.clone());
-
-    let validator_key = if config.validator.enabled {
-        let path = config
-            .validator
-            .key_file
-            .as_deref()
-            .ok_or_else(|| ConfigError::Invalid("[validator] enabled needs key-file".into()))?;
-        Some(NodeKey::load(path)?)
-    } else {
-        None
-    };
+    if chain.ibft2.is_none() {
+        return Err(GenesisError::Io(
+            "the genesis has no config.ibft2 section: HealthChain runs IBFT 2.0 chains".into(),
+        )
+        .into());
+    }
 
     let pool = Arc::new(SharedPool::new(
         pool_config(&config.txpool, &chain),
         store.as_ref(),
         &chain,
     )?);
-    let events = ChainEvents::new(256);
-    let mut rpc_config = config.rpc.clone();
-    rpc_config.p2p_listening = false;
+    let events = ChainEvents::new(1024);
+
+    let network = if config.network.enabled {
+        let tag = format!("{:x}", genesis_hash)
+            .chars()
+            .take(16)
+            .collect::<String>();
+        let secret: [u8; 32] = key.secret_bytes().0;
+        let (handle, network_events) =
+            healthchain_network::start(config.network.clone(), &secret, &tag, Arc::new(AllowAll))
+                .await?;
+        Some((handle, network_events))
+    } else {
+        None
+    };
+    let network_handle = network.as_ref().map(|(h, _)| h.clone());
+
+    let engine_chain = Arc::new(Chain::new(
+        store.clone(),
+        chain.clone(),
+        pool.clone(),
+        Arc::new(wiring::Observer {
+            events: events.clone(),
+        }),
+    ));
+    let engine = healthchain_engine::spawn(
+        engine_chain,
+        ibft_config(&chain, &config.consensus),
+        key.clone(),
+        network_handle.clone(),
+        genesis_hash,
+    );
+
+    let mut tasks = Vec::new();
+    if let Some((handle, network_events)) = network {
+        tasks.push(tokio::spawn(wiring::dispatch(
+            network_events,
+            handle,
+            engine.clone(),
+            store.clone(),
+            pool.clone(),
+            events.clone(),
+            genesis_hash,
+        )));
+    }
+
+    let status = Arc::new(wiring::Status {
+        network: network_handle.clone(),
+        metrics: engine.metrics.clone(),
+    });
+    let tx_gossip: Option<healthchain_rpc::TxGossip> = network_handle.clone().map(|net| {
+        Arc::new(move |raw: &[u8]| {
+            net.publish(healthchain_network::Topic::Transactions, raw.to_vec())
+        }) as healthchain_rpc::TxGossip
+    });
     let backend = Arc::new(RpcBackend {
         store: store.clone(),
         chain: chain.clone(),
         pool: pool.clone(),
-        events: events.clone(),
-        config: rpc_config,
-        network: Arc::new(NetworkStatus::default()),
+        events,
+        config: config.rpc.clone(),
+        node: status.clone(),
+        tx_gossip,
+        votes: Some(engine.votes.clone()),
         client_version: client_version(),
     });
     let rpc = healthchain_rpc::start(backend).await?;
@@ -175,44 +274,41 @@ pub async fn launch(
         tracing::info!(%addr, "JSON-RPC over WebSocket");
     }
 
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let validator = validator_key.as_ref().map(NodeKey::address);
-    let producer = validator_key.map(|key| {
-        let period = block_period(&config.validator, &chain);
-        tracing::info!(address = %key.address(), period_ms = period.as_millis() as u64, "sealing blocks");
-        let producer = producer::Producer {
-            store: store.clone(),
-            chain: chain.clone(),
-            pool: pool.clone(),
-            events: events.clone(),
-            beneficiary: key.address(),
-            period,
-        };
-        tokio::spawn(producer.run(shutdown_rx))
-    });
+    let metrics_addr = if config.metrics.enabled {
+        let (addr, task) = metrics::serve(
+            config.metrics.addr,
+            engine.metrics.clone(),
+            status,
+            store.clone(),
+        )
+        .await?;
+        tracing::info!(%addr, "metrics on /metrics");
+        tasks.push(task);
+        Some(addr)
+    } else {
+        None
+    };
 
+    let p2p_addr = network_handle.as_ref().map(|n| n.local().listen);
+    let enode = network_handle
+        .as_ref()
+        .map(|n| n.local().node.enode_url(n.local().listen));
+    tracing::info!(address = %key.address(), enode = ?enode, "node key");
     Ok(NodeHandle {
         http_addr: rpc.http_addr,
         ws_addr: rpc.ws_addr,
+        p2p_addr,
+        enode,
+        metrics_addr,
         genesis_hash,
-        validator,
+        address: key.address(),
         datadir: datadir.path().to_path_buf(),
+        engine,
+        network: network_handle,
         rpc,
-        producer,
-        shutdown,
+        tasks,
         store,
     })
-}
-
-fn block_period(config: &ValidatorConfig, chain: &ChainConfig) -> Duration {
-    let ms = config.block_period_ms.unwrap_or_else(|| {
-        chain
-            .ibft2
-            .as_ref()
-            .map_or(1, |ibft| ibft.block_period_seconds.max(1))
-            .saturating_mul(1000)
-    });
-    Duration::from_millis(ms.max(1))
 }
 
 fn pool_config(config: &TxPoolConfig, chain: &ChainConfig) -> healthchain_txpool::PoolConfig {

@@ -14,9 +14,10 @@ use serde_json::{Value, json};
 /// Most time any wait in these tests may take.
 const WAIT: Duration = Duration::from_secs(30);
 
+/// The fixture chain with 100 ms blocks; its one validator is the fixtures' validator.
 fn genesis() -> GenesisFile {
     GenesisFile::parse(
-        healthchain_fixtures::genesis_json(8),
+        healthchain_fixtures::genesis_json_with_period_ms(8, 100),
         std::path::Path::new("fixtures"),
     )
     .unwrap()
@@ -30,10 +31,10 @@ fn config(datadir: &std::path::Path) -> NodeConfig {
     config.txpool.min_gas_price = 0;
     let key = datadir.join("validator.key");
     std::fs::create_dir_all(datadir).unwrap();
-    std::fs::write(&key, DevAccount::new(1000).secret_hex()).unwrap();
-    config.validator.enabled = true;
-    config.validator.key_file = Some(key);
-    config.validator.block_period_ms = Some(100);
+    std::fs::write(&key, healthchain_fixtures::validator().secret_hex()).unwrap();
+    config.node.key_file = Some(key);
+    // A single validator needs no peers.
+    config.network.enabled = false;
     config
 }
 
@@ -297,7 +298,10 @@ async fn a_restarted_node_keeps_its_chain_and_refuses_another_genesis() {
 
     // Restarted without a genesis: the data directory remembers it.
     let mut restarted_config = config(dir.path());
-    restarted_config.validator.enabled = false;
+    // Not the validator any more: the node only serves what it has.
+    let other_key = dir.path().join("other.key");
+    std::fs::write(&other_key, DevAccount::new(7).secret_hex()).unwrap();
+    restarted_config.node.key_file = Some(other_key);
     let node = launch(restarted_config, None).await.unwrap();
     assert_eq!(node.genesis_hash, genesis_hash);
     let addr = node.http_addr.unwrap();

@@ -2,7 +2,6 @@
 //! the conversions from stored blocks to the JSON objects clients expect.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use alloy_consensus::{Sealed, Transaction as _};
 use alloy_eips::{BlockId, BlockNumberOrTag, RpcBlockHash};
@@ -70,16 +69,76 @@ impl ChainEvents {
     }
 }
 
-/// Peer and sync figures the network layer keeps up to date.
-#[derive(Debug, Default)]
-pub struct NetworkStatus {
-    /// Connected peers.
-    pub peers: AtomicUsize,
-    /// Highest block number seen from peers, when it is above the head (syncing).
-    pub highest_seen: AtomicU64,
-    /// Head when sync started.
-    pub sync_start: AtomicU64,
+/// A connected peer, as `admin_peers` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSummary {
+    /// Its node id: the 64-byte public key as 128 hex characters.
+    pub id: String,
+    /// `enode://<id>@ip:port` of the connection.
+    pub enode: String,
+    /// Its libp2p peer id.
+    pub peer_id: String,
+    /// Our end of the connection (`ip:port`, or the listen address).
+    pub local_address: String,
+    /// Its end.
+    pub remote_address: String,
+    /// Whether it dialled us.
+    pub inbound: bool,
 }
+
+/// This node, as `admin_nodeInfo` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSummary {
+    /// Node id (128 hex characters).
+    pub id: String,
+    /// `enode://<id>@ip:port`.
+    pub enode: String,
+    /// Listen IP.
+    pub ip: String,
+    /// Listen port.
+    pub port: u16,
+    /// Its libp2p peer id.
+    pub peer_id: String,
+}
+
+/// What the RPC reads about the node's network and sync; the node implements it.
+pub trait NodeStatus: Send + Sync {
+    /// Connected peers.
+    fn peer_count(&self) -> usize;
+    /// Whether the node accepts peer connections.
+    fn listening(&self) -> bool;
+    /// `(starting block, highest block)` while the head is behind a peer's.
+    fn sync_progress(&self, head: u64) -> Option<(u64, u64)>;
+    /// The connected peers.
+    fn peers(&self) -> Vec<PeerSummary>;
+    /// This node's identity, if it runs the network.
+    fn node_info(&self) -> Option<NodeSummary>;
+}
+
+/// A node without a network: no peers, never syncing.
+#[derive(Debug, Default)]
+pub struct Standalone;
+
+impl NodeStatus for Standalone {
+    fn peer_count(&self) -> usize {
+        0
+    }
+    fn listening(&self) -> bool {
+        false
+    }
+    fn sync_progress(&self, _: u64) -> Option<(u64, u64)> {
+        None
+    }
+    fn peers(&self) -> Vec<PeerSummary> {
+        Vec::new()
+    }
+    fn node_info(&self) -> Option<NodeSummary> {
+        None
+    }
+}
+
+/// Sends a transaction accepted over RPC to the node's peers.
+pub type TxGossip = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
 /// Shared state behind every RPC namespace.
 pub struct RpcBackend {
@@ -93,8 +152,12 @@ pub struct RpcBackend {
     pub events: ChainEvents,
     /// Server settings and limits.
     pub config: RpcConfig,
-    /// Peer count and sync progress.
-    pub network: Arc<NetworkStatus>,
+    /// Peers and sync progress.
+    pub node: Arc<dyn NodeStatus>,
+    /// Where transactions accepted over RPC go to reach the other nodes.
+    pub tx_gossip: Option<TxGossip>,
+    /// The node's IBFT vote proposals (`ibft_proposeValidatorVote`); `None` disables them.
+    pub votes: Option<Arc<parking_lot::Mutex<healthchain_ibft::votes::VoteProposer>>>,
     /// `web3_clientVersion`.
     pub client_version: String,
 }

@@ -525,14 +525,12 @@ impl EthApiServer for EthRpc {
     }
 
     async fn syncing(&self) -> RpcResult<SyncStatus> {
-        use std::sync::atomic::Ordering;
         let (head, _) = self.backend.head()?;
-        let highest = self.backend.network.highest_seen.load(Ordering::Relaxed);
-        if highest <= head {
+        let Some((start, highest)) = self.backend.node.sync_progress(head) else {
             return Ok(SyncStatus::None);
-        }
+        };
         Ok(SyncStatus::Info(Box::new(SyncInfo {
-            starting_block: U256::from(self.backend.network.sync_start.load(Ordering::Relaxed)),
+            starting_block: U256::from(start),
             current_block: U256::from(head),
             highest_block: U256::from(highest),
             ..Default::default()
@@ -663,6 +661,9 @@ impl EthApiServer for EthRpc {
         for hash in &outcome.promoted {
             // No receiver (no subscriber yet) is fine.
             let _ = backend.events.pending.send(*hash);
+        }
+        if let Some(gossip) = &backend.tx_gossip {
+            gossip(&raw);
         }
         Ok(outcome.hash)
     }

@@ -2,7 +2,8 @@
 //! viem, web3.py and hardhat work unchanged.
 //!
 //! One jsonrpsee trait per namespace: [`eth::EthApiServer`], [`misc::NetApiServer`],
-//! [`misc::Web3ApiServer`], [`misc::TxpoolApiServer`]. All of them read one shared
+//! [`misc::Web3ApiServer`], [`misc::TxpoolApiServer`], [`ibft::IbftApiServer`],
+//! [`misc::AdminApiServer`]. All of them read one shared
 //! [`RpcBackend`] (the store, chain config, pool and chain events); the node builds it and
 //! calls [`start`]. Semantics and error codes follow Besu (see `docs/rpc.md` for where we
 //! deliberately differ). Limits on request and response size, batch size, connections,
@@ -13,6 +14,7 @@ pub mod error;
 pub mod eth;
 mod fees;
 pub mod filters;
+pub mod ibft;
 pub mod misc;
 mod pubsub;
 
@@ -20,7 +22,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use backend::{BlockRef, BlockState, ChainEvents, NetworkStatus, NewBlock, RpcBackend};
+pub use backend::{
+    BlockRef, BlockState, ChainEvents, NewBlock, NodeStatus, NodeSummary, PeerSummary, RpcBackend,
+    Standalone, TxGossip,
+};
 use jsonrpsee::server::{
     BatchRequestConfig, RpcModule, Server, ServerConfig, ServerHandle,
     middleware::http::HostFilterLayer,
@@ -31,10 +36,11 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::eth::{EthApiServer, EthRpc};
 use crate::filters::FilterManager;
-use crate::misc::{MiscRpc, NetApiServer, TxpoolApiServer, Web3ApiServer};
+use crate::ibft::{IbftApiServer, IbftRpc};
+use crate::misc::{AdminApiServer, MiscRpc, NetApiServer, TxpoolApiServer, Web3ApiServer};
 
 /// Namespaces this server can expose.
-pub const KNOWN_APIS: &[&str] = &["eth", "net", "web3", "txpool"];
+pub const KNOWN_APIS: &[&str] = &["eth", "net", "web3", "txpool", "ibft", "admin"];
 
 /// JSON-RPC server settings (`[rpc]` in the node's config file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,7 +54,7 @@ pub struct RpcConfig {
     pub ws_enabled: bool,
     /// WebSocket listen address.
     pub ws_addr: SocketAddr,
-    /// Namespaces to expose (any of `eth`, `net`, `web3`, `txpool`).
+    /// Namespaces to expose (any of `eth`, `net`, `web3`, `txpool`, `ibft`, `admin`).
     pub apis: Vec<String>,
     /// Origins browsers may call from (`*` for any; empty: no CORS headers).
     pub cors_origins: Vec<String>,
@@ -81,9 +87,6 @@ pub struct RpcConfig {
     pub suggested_priority_fee: u64,
     /// Most storage keys in one `eth_getProof`.
     pub max_proof_keys: usize,
-    /// Whether the node listens for peers (`net_listening`); set by the node.
-    #[serde(skip)]
-    pub p2p_listening: bool,
 }
 
 impl Default for RpcConfig {
@@ -93,7 +96,9 @@ impl Default for RpcConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8545)),
             ws_enabled: true,
             ws_addr: SocketAddr::from(([127, 0, 0, 1], 8546)),
-            apis: ["eth", "net", "web3", "txpool"].map(String::from).to_vec(),
+            apis: ["eth", "net", "web3", "txpool", "ibft", "admin"]
+                .map(String::from)
+                .to_vec(),
             cors_origins: Vec::new(),
             host_allowlist: vec!["localhost".into(), "127.0.0.1".into()],
             max_request_bytes: 5 * 1024 * 1024,
@@ -110,7 +115,6 @@ impl Default for RpcConfig {
                 .map_or(2, std::num::NonZeroUsize::get),
             suggested_priority_fee: 0,
             max_proof_keys: 1024,
-            p2p_listening: false,
         }
     }
 }
@@ -119,7 +123,7 @@ impl Default for RpcConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
     /// An unknown namespace in `apis`.
-    #[error("unknown RPC api {0:?}; known: eth, net, web3, txpool")]
+    #[error("unknown RPC api {0:?}; known: eth, net, web3, txpool, ibft, admin")]
     UnknownApi(String),
     /// A bad host allowlist entry.
     #[error("invalid host allowlist entry: {0}")]
@@ -246,6 +250,8 @@ pub fn module(backend: Arc<RpcBackend>) -> Result<RpcModule<()>, RpcError> {
             "net" => module.merge(NetApiServer::into_rpc(misc.clone())),
             "web3" => module.merge(Web3ApiServer::into_rpc(misc.clone())),
             "txpool" => module.merge(TxpoolApiServer::into_rpc(misc.clone())),
+            "ibft" => module.merge(IbftRpc::new(backend.clone()).into_rpc()),
+            "admin" => module.merge(AdminApiServer::into_rpc(misc.clone())),
             other => return Err(RpcError::UnknownApi(other.to_string())),
         };
         if let Err(err) = merged {

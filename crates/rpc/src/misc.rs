@@ -1,6 +1,6 @@
 //! The small namespaces: `net_`, `web3_` and `txpool_`.
 
-use std::sync::{Arc, atomic::Ordering};
+use std::sync::Arc;
 
 use alloy_primitives::{B256, Bytes, U64, keccak256};
 use jsonrpsee::{core::async_trait, proc_macros::rpc};
@@ -31,6 +31,17 @@ pub trait Web3Api {
     /// Keccak-256 of the input.
     #[method(name = "sha3")]
     async fn sha3(&self, input: Bytes) -> RpcResult<B256>;
+}
+
+/// The `admin_` methods (read-only: peers and node identity).
+#[rpc(server, namespace = "admin")]
+pub trait AdminApi {
+    /// Connected peers, in Besu's shape.
+    #[method(name = "peers")]
+    async fn peers(&self) -> RpcResult<Vec<serde_json::Value>>;
+    /// This node: enode URL, id, listen address and chain.
+    #[method(name = "nodeInfo")]
+    async fn node_info(&self) -> RpcResult<serde_json::Value>;
 }
 
 /// Pending and queued counts (geth's `txpool_status`).
@@ -99,12 +110,79 @@ impl NetApiServer for MiscRpc {
         Ok(self.backend.chain.chain_id.to_string())
     }
     async fn listening(&self) -> RpcResult<bool> {
-        Ok(self.backend.config.p2p_listening)
+        Ok(self.backend.node.listening())
     }
     async fn peer_count(&self) -> RpcResult<U64> {
-        Ok(U64::from(
-            self.backend.network.peers.load(Ordering::Relaxed),
-        ))
+        Ok(U64::from(self.backend.node.peer_count()))
+    }
+}
+
+#[async_trait]
+impl AdminApiServer for MiscRpc {
+    async fn peers(&self) -> RpcResult<Vec<serde_json::Value>> {
+        let (_, head) = self.backend.head()?;
+        Ok(self
+            .backend
+            .node
+            .peers()
+            .into_iter()
+            .map(|peer| {
+                let port = peer
+                    .remote_address
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .unwrap_or_default();
+                serde_json::json!({
+                    "version": "0x1",
+                    "name": "healthchain",
+                    "caps": ["ibft/1", "sync/1"],
+                    "network": {
+                        "localAddress": peer.local_address,
+                        "remoteAddress": peer.remote_address,
+                        "inbound": peer.inbound,
+                    },
+                    "port": format!("0x{port:x}"),
+                    "id": format!("0x{}", peer.id),
+                    "enode": peer.enode,
+                    "peerId": peer.peer_id,
+                    "protocols": {"eth": {"head": head, "difficulty": "0x1", "version": 1}},
+                })
+            })
+            .collect())
+    }
+
+    async fn node_info(&self) -> RpcResult<serde_json::Value> {
+        let (head_number, head) = self.backend.head()?;
+        let genesis = self
+            .backend
+            .block_at(0)?
+            .map(|b| b.hash)
+            .unwrap_or_default();
+        let chain = serde_json::json!({
+            "network": self.backend.chain.chain_id,
+            "genesis": genesis,
+            "head": head,
+            "headNumber": format!("0x{head_number:x}"),
+            "difficulty": format!("0x{:x}", head_number + 1),
+        });
+        let Some(info) = self.backend.node.node_info() else {
+            return Err(jsonrpsee::types::ErrorObject::owned(
+                -32000,
+                "P2P has been disabled. This functionality is not available",
+                None::<()>,
+            ));
+        };
+        Ok(serde_json::json!({
+            "enode": info.enode,
+            "id": info.id,
+            "ip": info.ip,
+            "listenAddr": format!("{}:{}", info.ip, info.port),
+            "name": self.backend.client_version,
+            "peerId": info.peer_id,
+            "ports": {"discovery": 0, "listener": info.port},
+            "protocols": {"eth": chain},
+        }))
     }
 }
 

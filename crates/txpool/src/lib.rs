@@ -214,6 +214,20 @@ pub enum PoolError {
 }
 
 impl PoolError {
+    /// Whether the transaction itself is bad (undecodable, unsigned, for another chain),
+    /// not merely unfit for the pool right now: gossip of it scores the sender down.
+    pub fn is_malformed(&self) -> bool {
+        matches!(
+            self,
+            Self::Decode { .. }
+                | Self::Oversized { .. }
+                | Self::InvalidTransactionType { .. }
+                | Self::WrongChainId { .. }
+                | Self::ChainIdRequired
+                | Self::InvalidSignature
+        )
+    }
+
     /// Besu's JSON-RPC error code for this reason.
     pub fn besu_code(&self) -> i32 {
         match self {

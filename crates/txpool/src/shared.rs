@@ -66,6 +66,18 @@ impl SharedPool {
         self.lock().add(Arc::new(tx), Origin::Local, &state, now_ms)
     }
 
+    /// Validates and adds a transaction received from a peer.
+    pub fn submit_remote<S: StateReader + ?Sized>(
+        &self,
+        raw: &[u8],
+        state: &S,
+        now_ms: u64,
+    ) -> Result<AddOutcome, PoolError> {
+        let tx = validate_raw(raw, &self.env(), &self.config)?;
+        self.lock()
+            .add(Arc::new(tx), Origin::Remote, &state, now_ms)
+    }
+
     /// The best executable transactions right now, for the block builder. The snapshot does
     /// not hold the lock.
     pub fn block_source(&self) -> BlockSource {

@@ -95,7 +95,7 @@ test("deeply nested JSON is rejected without harm", T, async () => {
 });
 
 test("unknown method -> -32601", T, async () => {
-  for (const method of ["eth_noSuchMethod", "debug_traceTransaction", "admin_peers", "foo"]) {
+  for (const method of ["eth_noSuchMethod", "debug_traceTransaction", "admin_addPeer", "foo"]) {
     const err = await rpcError(method, []);
     assert.equal(err.code, -32601, `${method}: ${JSON.stringify(err)}`);
   }

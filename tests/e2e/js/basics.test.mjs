@@ -40,6 +40,30 @@ test("chain identity: eth_chainId, net_version, ethers network", T, async () => 
   assert.equal(await rpc("eth_mining"), false);
 });
 
+test("dev network: four IBFT 2.0 validators take turns proposing", T, async () => {
+  assert.equal(await rpc("net_listening"), true);
+  assert.equal(await rpc("net_peerCount"), "0x3");
+  const validators = await rpc("ibft_getValidatorsByBlockNumber", ["latest"]);
+  assert.equal(validators.length, 4, JSON.stringify(validators));
+  const info = await rpc("admin_nodeInfo");
+  assert.match(info.enode, /^enode:\/\/[0-9a-f]{128}@127\.0\.0\.1:\d+$/);
+  // Proposers rotate: the last eight blocks have at least three different miners, all
+  // validators.
+  const head = BigInt(await rpc("eth_blockNumber"));
+  let from = head - 7n;
+  if (from < 1n) {
+    await new Promise((r) => setTimeout(r, Number(8n - head) * 1100));
+    from = 1n;
+  }
+  const miners = new Set();
+  for (let n = from; n < from + 8n; n++) {
+    const block = await rpc("eth_getBlockByNumber", ["0x" + n.toString(16), false]);
+    assert.ok(validators.includes(block.miner), `block ${n} by ${block.miner}`);
+    miners.add(block.miner);
+  }
+  assert.ok(miners.size >= 3, `only ${[...miners]} proposed`);
+});
+
 test("web3_sha3 is keccak-256", T, async () => {
   const data = "0x" + Buffer.from("healthchain").toString("hex");
   assert.equal(await rpc("web3_sha3", [data]), keccak256(toUtf8Bytes("healthchain")));

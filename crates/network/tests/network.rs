@@ -1,0 +1,232 @@
+//! Real libp2p nodes on 127.0.0.1: connecting by enode URL, gossip with validation, sync
+//! requests, the connection gate, and bans for bad data.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use alloy_primitives::B256;
+use healthchain_network::{
+    Acceptance, AllowAll, ChainStatus, ConnectionGate, NetworkConfig, NetworkEvent, NetworkHandle,
+    NodeId, Offence, SyncRequest, SyncResponse, Topic, start,
+};
+use libp2p::Multiaddr;
+use tokio::sync::mpsc::Receiver;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn secret(n: u8) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    s[31] = n;
+    s
+}
+
+fn config(bootnodes: Vec<String>) -> NetworkConfig {
+    NetworkConfig {
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        bootnodes,
+        ..NetworkConfig::default()
+    }
+}
+
+async fn node(
+    n: u8,
+    bootnodes: Vec<String>,
+    gate: Arc<dyn ConnectionGate>,
+) -> (NetworkHandle, Receiver<NetworkEvent>) {
+    start(config(bootnodes), &secret(n), "test", gate)
+        .await
+        .unwrap()
+}
+
+fn enode(handle: &NetworkHandle) -> String {
+    handle.local().node.enode_url(handle.local().listen)
+}
+
+/// Waits for the first event matching `f`, answering sync requests with a status.
+async fn next<T>(
+    events: &mut Receiver<NetworkEvent>,
+    mut f: impl FnMut(NetworkEvent) -> Option<T>,
+) -> T {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let event = events.recv().await.expect("network stopped");
+            if let Some(found) = f(event) {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("timed out waiting for a network event")
+}
+
+async fn connected(a: &NetworkHandle, count: usize) {
+    tokio::time::timeout(WAIT, async {
+        while a.peers().len() < count {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("peers did not connect");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_connect_by_enode_and_gossip_only_what_is_accepted() {
+    let (a, _a_events) = node(1, vec![], Arc::new(AllowAll)).await;
+    let (b, mut b_events) = node(2, vec![enode(&a)], Arc::new(AllowAll)).await;
+    let (_c, mut c_events) = node(3, vec![enode(&b)], Arc::new(AllowAll)).await;
+    connected(&b, 2).await;
+    // Identities agree: the peer id of a key is the one its enode URL names.
+    let peer_b = b.local().peer_id;
+    let seen = a.peers().into_iter().find(|p| p.peer_id == peer_b).unwrap();
+    assert_eq!(seen.node, NodeId::from_peer_id(&peer_b).unwrap());
+    assert_eq!(seen.node.address(), b.local().node.address());
+    // Give the gossip mesh a couple of heartbeats.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // A publishes; B receives it and accepts it; C (connected only to B) then gets it.
+    a.publish(Topic::Consensus, b"accepted".to_vec());
+    let (id, source) = next(&mut b_events, |e| match e {
+        NetworkEvent::Gossip {
+            topic: Topic::Consensus,
+            id,
+            source,
+            data,
+        } if data == b"accepted" => Some((id, source)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(source, a.local().peer_id);
+    b.report(id, source, Acceptance::Accept);
+    next(&mut c_events, |e| match e {
+        NetworkEvent::Gossip { data, .. } if data == b"accepted" => Some(()),
+        _ => None,
+    })
+    .await;
+
+    // A message B rejects is not forwarded to C.
+    a.publish(Topic::Transactions, b"rejected".to_vec());
+    let (id, source) = next(&mut b_events, |e| match e {
+        NetworkEvent::Gossip {
+            topic: Topic::Transactions,
+            id,
+            source,
+            data,
+        } if data == b"rejected" => Some((id, source)),
+        _ => None,
+    })
+    .await;
+    b.report(id, source, Acceptance::Reject);
+    a.publish(Topic::Consensus, b"marker".to_vec());
+    let (id, source) = next(&mut b_events, |e| match e {
+        NetworkEvent::Gossip {
+            id, source, data, ..
+        } if data == b"marker" => Some((id, source)),
+        _ => None,
+    })
+    .await;
+    b.report(id, source, Acceptance::Accept);
+    let forwarded = next(&mut c_events, |e| match e {
+        NetworkEvent::Gossip { data, .. } if data == b"marker" || data == b"rejected" => Some(data),
+        _ => None,
+    })
+    .await;
+    assert_eq!(forwarded, b"marker", "C got the rejected message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_requests_get_answers() {
+    let (a, mut a_events) = node(4, vec![], Arc::new(AllowAll)).await;
+    let (b, _b_events) = node(5, vec![enode(&a)], Arc::new(AllowAll)).await;
+    connected(&b, 1).await;
+    let status = ChainStatus {
+        genesis: B256::repeat_byte(1),
+        head_number: 42,
+        head_hash: B256::repeat_byte(2),
+    };
+    let responder = tokio::spawn(async move {
+        next(&mut a_events, |e| match e {
+            NetworkEvent::Request {
+                request: SyncRequest::Status,
+                reply,
+                ..
+            } => {
+                let _ = reply.send(SyncResponse::Status(status));
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+        a_events
+    });
+    let answer = b
+        .request(a.local().peer_id, SyncRequest::Status)
+        .await
+        .unwrap();
+    assert_eq!(answer, SyncResponse::Status(status));
+    let mut a_events = responder.await.unwrap();
+    // A dropped reply is a refusal, not a hang.
+    let refuser = tokio::spawn(async move {
+        next(&mut a_events, |e| match e {
+            NetworkEvent::Request { reply, .. } => {
+                drop(reply);
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+    });
+    let answer = b
+        .request(
+            a.local().peer_id,
+            SyncRequest::Headers { start: 0, count: 1 },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(answer, SyncResponse::Refused(_)), "{answer:?}");
+    refuser.await.unwrap();
+}
+
+struct Switch(AtomicBool);
+
+impl ConnectionGate for Switch {
+    fn allowed(&self, _: &NodeId, _: &Multiaddr, _: bool) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gate_refuses_and_disconnects_and_offenders_are_banned() {
+    let gate = Arc::new(Switch(AtomicBool::new(true)));
+    let (a, _a_events) = node(6, vec![], gate.clone()).await;
+    let (b, _b_events) = node(7, vec![enode(&a)], Arc::new(AllowAll)).await;
+    connected(&a, 1).await;
+    // Permission withdrawn: the live connection goes on recheck, and redials are refused.
+    gate.0.store(false, Ordering::SeqCst);
+    a.recheck();
+    tokio::time::timeout(WAIT, async {
+        while !a.peers().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("not disconnected");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(a.peers().is_empty(), "a refused node got back in");
+    // Permission back: B redials on its own.
+    gate.0.store(true, Ordering::SeqCst);
+    connected(&a, 1).await;
+    // Enough offences ban B: disconnected, and its redials are refused.
+    for _ in 0..3 {
+        a.penalize(b.local().peer_id, Offence::Malformed);
+    }
+    tokio::time::timeout(WAIT, async {
+        while !a.peers().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("offender not disconnected");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(a.peers().is_empty(), "a banned peer got back in");
+}
