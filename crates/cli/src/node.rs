@@ -221,12 +221,19 @@ pub(crate) fn dev(args: &DevArgs) -> anyhow::Result<()> {
             nodes.push(node);
         }
         print_banner(&nodes, chain_id, &keys);
-        shutdown_signal().await;
+        let failed = futures::future::select_all(nodes.iter().map(|n| Box::pin(n.engine.failed())));
+        let failure = tokio::select! {
+            () = shutdown_signal() => None,
+            (reason, i, _) = failed => Some(format!("validator {i}: {reason}")),
+        };
         tracing::info!("shutting down");
         for node in nodes {
             node.shutdown().await?;
         }
-        anyhow::Ok(())
+        match failure {
+            Some(reason) => Err(anyhow::anyhow!("consensus stopped on {reason}")),
+            None => anyhow::Ok(()),
+        }
     })?;
     drop(temp);
     Ok(())
@@ -285,11 +292,19 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// Runs until Ctrl-C or SIGTERM, or until consensus stops on an error (the node then
+/// shuts down and the command fails with the reason).
 async fn wait_and_stop(node: NodeHandle) -> anyhow::Result<()> {
-    shutdown_signal().await;
+    let failure = tokio::select! {
+        () = shutdown_signal() => None,
+        reason = node.engine.failed() => Some(reason),
+    };
     tracing::info!("shutting down");
     node.shutdown().await?;
-    Ok(())
+    match failure {
+        Some(reason) => Err(anyhow::anyhow!("consensus stopped: {reason}")),
+        None => Ok(()),
+    }
 }
 
 /// Starts a node from `config` until Ctrl-C.

@@ -7,13 +7,16 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, B256, U256};
 use healthchain_chainspec::ChainConfig;
+use healthchain_evm::TransactionSource;
 use healthchain_evm::{BlockTemplate, block_hash, build_block_from, execute_block};
 use healthchain_ibft::{
     validation::{check_commit_seals, check_header},
     votes::{VoteProposer, VoteTally},
 };
+use healthchain_primitives::Transaction;
 use healthchain_primitives::{
     Block, Header,
     ibft::{IBFT_MIX_HASH, IbftExtraData},
@@ -36,6 +39,8 @@ pub trait ChainObserver: Send + Sync {
 
 /// Most executed-but-unsealed blocks kept.
 const EXECUTED_CACHE: usize = 16;
+/// Room left in a gossiped proposal for the header, seals and message framing.
+pub const PROPOSAL_OVERHEAD_BYTES: usize = 1024 * 1024;
 
 /// A block that became the head.
 #[derive(Debug, Clone)]
@@ -58,6 +63,8 @@ pub struct Chain {
     executed: Mutex<(HashMap<B256, BlockBatch>, VecDeque<B256>)>,
     /// Pool transactions a build found invalid, dropped at the next head.
     invalid: Mutex<Vec<B256>>,
+    /// Most transaction bytes a built block carries, so its proposal fits a gossip message.
+    max_block_bytes: usize,
 }
 
 impl std::fmt::Debug for Chain {
@@ -93,7 +100,16 @@ impl Chain {
             sets: Mutex::new(ValidatorSets::new(epoch)),
             executed: Mutex::default(),
             invalid: Mutex::default(),
+            max_block_bytes: usize::MAX,
         }
+    }
+
+    /// Caps the transaction bytes of built blocks so a proposal fits in `max_message_bytes`
+    /// (the network's gossip limit), less [`PROPOSAL_OVERHEAD_BYTES`]. Without it a full
+    /// pool on a chain with a huge gas limit would build proposals nobody can receive.
+    pub fn with_max_message_bytes(mut self, max_message_bytes: usize) -> Self {
+        self.max_block_bytes = max_message_bytes.saturating_sub(PROPOSAL_OVERHEAD_BYTES);
+        self
     }
 
     /// The store.
@@ -166,11 +182,15 @@ impl Chain {
             mix_hash: IBFT_MIX_HASH,
             difficulty: U256::from(1),
         };
-        let mut source = self.pool.block_source();
+        let mut source = ByteBudget {
+            inner: self.pool.block_source(),
+            remaining: self.max_block_bytes,
+            last: 0,
+        };
         let batch = build_block_from(&self.config, self.store.as_ref(), template, &mut source)?;
         self.invalid
             .lock()
-            .extend(source.invalid().iter().map(|(hash, _)| *hash));
+            .extend(source.inner.invalid().iter().map(|(hash, _)| *hash));
         let block = Block {
             header: batch.header.clone(),
             body: batch.body.clone(),
@@ -227,18 +247,62 @@ impl Chain {
         let header = batch.header.clone();
         let changed: Vec<Address> = batch.state.accounts.iter().map(|(a, _)| *a).collect();
         let observed = batch.clone();
+        // Checked before the commit: after it, the block is the head whatever else fails.
+        let tally = self.sets.lock().tally_of(&header, &parent_tally)?;
         self.store.commit_block(batch)?;
-        let tally = self.sets.lock().record(&header, &parent_tally)?;
+        self.sets.lock().remember(header.number, tally.clone());
+        // The block is final and stored: what follows only tidies up, and a failure there
+        // must not hide the new head from consensus.
         let invalid = std::mem::take(&mut *self.invalid.lock());
-        let outcome =
-            self.pool
-                .on_new_head(self.store.as_ref(), &self.config, &invalid, changed)?;
-        self.observer.on_block(&observed, &outcome.promoted);
-        self.store.prune_votes(header.number + 1)?;
+        let promoted = match self.pool.on_new_head(
+            self.store.as_ref(),
+            &self.config,
+            &invalid,
+            changed,
+        ) {
+            Ok(outcome) => outcome.promoted,
+            Err(err) => {
+                tracing::error!(%err, number = header.number, "updating the pool after a block failed");
+                Vec::new()
+            }
+        };
+        self.observer.on_block(&observed, &promoted);
+        if let Err(err) = self.store.prune_votes(header.number + 1) {
+            tracing::warn!(%err, "pruning old consensus votes failed");
+        }
         Ok(Imported {
             header,
             hash,
             next_validators: tally.validators(),
         })
+    }
+}
+
+/// The pool's transactions, stopping short of a byte budget (a transaction that does not
+/// fit is left out as if it did not fit the gas; smaller ones after it may still go in).
+struct ByteBudget {
+    inner: healthchain_txpool::BlockSource,
+    remaining: usize,
+    /// The size of the last candidate handed out, given back if it is left out.
+    last: usize,
+}
+
+impl TransactionSource for ByteBudget {
+    fn next_transaction(&mut self) -> Option<(Transaction, Address)> {
+        loop {
+            let (tx, sender) = self.inner.next_transaction()?;
+            let size = tx.encode_2718_len();
+            if size <= self.remaining {
+                self.remaining -= size;
+                self.last = size;
+                return Some((tx, sender));
+            }
+            self.inner.skip_sender(sender, *tx.tx_hash(), None);
+        }
+    }
+
+    fn skip_sender(&mut self, sender: Address, hash: B256, invalid: Option<String>) {
+        self.remaining += std::mem::take(&mut self.last);
+        self.inner.skip_sender(sender, hash, invalid);
     }
 }

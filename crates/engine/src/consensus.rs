@@ -14,7 +14,7 @@ use healthchain_ibft::{
 use healthchain_network::{Acceptance, MessageId, NetworkHandle, Offence, PeerId, Topic};
 use healthchain_primitives::Block;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{
     EngineError, EngineMetrics,
@@ -55,6 +55,11 @@ pub(crate) struct Consensus {
     pub(crate) block_timer: Option<(Height, Instant)>,
     /// When the current height's proposal was first seen (proposal-to-commit time).
     pub(crate) proposal_seen: HashMap<u64, Instant>,
+    /// Wakes sync when a validator's message shows the chain is ahead of ours.
+    pub(crate) nudge: Arc<watch::Sender<()>>,
+    /// Set once the engine cannot safely go on (a vote that cannot be persisted, say);
+    /// the task then stops and the node reports why.
+    pub(crate) fatal: Arc<watch::Sender<Option<String>>>,
 }
 
 /// A blocking job off the async workers.
@@ -71,11 +76,10 @@ impl Consensus {
                 self.carry_out(out).await;
             }
             Err(err) => {
-                tracing::error!(%err, "consensus cannot start");
-                return;
+                self.halt(format!("consensus cannot start: {err}"));
             }
         }
-        loop {
+        while !self.halted() {
             let deadline = [
                 self.round_timer.map(|(_, at)| at),
                 self.block_timer.map(|(_, at)| at),
@@ -99,23 +103,38 @@ impl Consensus {
         }
     }
 
+    /// Stops the engine for good: logged, and reported through the handle.
+    fn halt(&mut self, reason: String) {
+        tracing::error!(%reason, "consensus halted");
+        self.fatal.send_replace(Some(reason));
+    }
+
+    fn halted(&self) -> bool {
+        self.fatal.borrow().is_some()
+    }
+
+    /// This validator's persisted votes for `height`. An unreadable record is an error, not
+    /// something to skip: signing again without it could contradict a vote already sent.
+    fn restored(&self, height: u64) -> Result<Vec<VoteRecord>, EngineError> {
+        self.chain
+            .store()
+            .votes(height)?
+            .iter()
+            .map(|bytes| {
+                VoteRecord::decode(bytes).map_err(|err| {
+                    EngineError::Header(format!(
+                        "unreadable persisted vote for height {height}: {err}"
+                    ))
+                })
+            })
+            .collect()
+    }
+
     /// `NewChainHead` for the stored head, with this validator's persisted votes.
     fn head_input(&self) -> Result<Input, EngineError> {
         let (number, hash, header) = self.chain.head()?;
         let validators = self.chain.validators_after(number)?.validators();
-        let restored = self
-            .chain
-            .store()
-            .votes(number + 1)?
-            .iter()
-            .filter_map(|bytes| match VoteRecord::decode(bytes) {
-                Ok(record) => Some(record),
-                Err(err) => {
-                    tracing::error!(%err, "unreadable persisted vote; ignored");
-                    None
-                }
-            })
-            .collect();
+        let restored = self.restored(number + 1)?;
         self.metrics.height.store(number + 1, Ordering::Relaxed);
         Ok(Input::NewChainHead(Box::new(ChainHead {
             header,
@@ -189,16 +208,22 @@ impl Consensus {
                 report(Acceptance::Reject);
                 return;
             }
+            // Not penalised: a node far behind (syncing) sees every honest message this way.
             Verdict::Future | Verdict::Stale | Verdict::TooFarAhead | Verdict::Inactive => {
                 report(Acceptance::Ignore);
             }
         }
-        if matches!(verdict, Verdict::Current | Verdict::Future) {
-            let height = message.id().height.0;
-            // A message for a later height says its author has the blocks before it.
+        let height = message.id().height.0;
+        let current = self.metrics.height.load(Ordering::Relaxed);
+        // A validator's message for a later height says the chain has the blocks before it:
+        // worth a sync round. Only validators' word counts (anyone can sign a message).
+        if height > current && self.machine.validators().contains(&message.author()) {
             self.metrics
                 .highest_seen
-                .fetch_max(height.saturating_sub(1), Ordering::Relaxed);
+                .fetch_max(height - 1, Ordering::Relaxed);
+            self.nudge.send_replace(());
+        }
+        if matches!(verdict, Verdict::Current | Verdict::Future) {
             if matches!(message, Message::Proposal(_)) {
                 self.proposal_seen
                     .entry(height)
@@ -240,14 +265,13 @@ impl Consensus {
             self.metrics.record_commit(seen.elapsed());
         }
         self.proposal_seen.retain(|h, _| *h > number);
-        let restored = self
-            .chain
-            .store()
-            .votes(number + 1)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|b| VoteRecord::decode(b).ok())
-            .collect();
+        let restored = match self.restored(number + 1) {
+            Ok(restored) => restored,
+            Err(err) => {
+                self.halt(err.to_string());
+                return;
+            }
+        };
         let out = self.machine.handle(Input::NewChainHead(Box::new(ChainHead {
             header: imported.header,
             hash: imported.hash,
@@ -261,6 +285,9 @@ impl Consensus {
     async fn carry_out(&mut self, outputs: Vec<Output>) {
         let mut queue: VecDeque<Output> = outputs.into();
         while let Some(output) = queue.pop_front() {
+            if self.halted() {
+                return;
+            }
             match output {
                 Output::Persist(record) => {
                     let store = self.chain.store().clone();
@@ -268,8 +295,15 @@ impl Consensus {
                     let bytes = record.encode();
                     let written = blocking(move || store.append_vote(height, &bytes)).await;
                     if !matches!(written, Some(Ok(()))) {
-                        // Without the vote on disk it must not go out: drop what follows.
-                        tracing::error!(height, "cannot persist a consensus vote; not sending it");
+                        // Without the vote on disk it must not go out, and a validator that
+                        // cannot record its votes must not vote at all: stop.
+                        let reason = match written {
+                            Some(Err(err)) => err.to_string(),
+                            _ => "the writer panicked".into(),
+                        };
+                        self.halt(format!(
+                            "cannot persist a consensus vote for height {height}: {reason}"
+                        ));
                         return;
                     }
                 }
@@ -349,10 +383,15 @@ impl Consensus {
                             self.new_head(imported).await;
                             return;
                         }
+                        // The height stays undecided here; sync fetches the block from peers.
                         Some(Err(err)) => {
-                            tracing::error!(%err, "importing the committed block failed")
+                            tracing::error!(%err, "importing the committed block failed");
+                            self.nudge.send_replace(());
                         }
-                        None => tracing::error!("block import panicked"),
+                        None => {
+                            tracing::error!("block import panicked");
+                            self.nudge.send_replace(());
+                        }
                     }
                 }
                 Output::RoundStarted { id, reason } => {

@@ -23,7 +23,7 @@ use std::time::Duration;
 use alloy_primitives::B256;
 use healthchain_evm::BlockError;
 use healthchain_ibft::{Ibft, IbftConfig, NodeKey, validation::HeaderError, votes::VoteProposer};
-use healthchain_network::NetworkHandle;
+use healthchain_network::{MessageId, NetworkHandle, PeerId};
 use healthchain_storage_api::StorageError;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
@@ -218,6 +218,7 @@ pub struct EngineHandle {
     /// The chain.
     pub chain: Arc<Chain>,
     task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    fatal: watch::Receiver<Option<String>>,
 }
 
 impl std::fmt::Debug for EngineHandle {
@@ -227,11 +228,26 @@ impl std::fmt::Debug for EngineHandle {
 }
 
 impl EngineHandle {
-    /// Hands a gossiped consensus message to the engine (dropped if it is overloaded; the
-    /// network's verdict then defaults to ignore).
-    pub fn consensus_message(&self, input: EngineInput) {
-        if self.inbox.try_send(input).is_err() {
+    /// Hands a gossiped consensus message to the engine; false if it is overloaded (or
+    /// stopped) and dropped the message, which the caller then reports as not judged.
+    pub fn consensus_message(&self, id: MessageId, source: PeerId, data: Vec<u8>) -> bool {
+        let queued = self
+            .inbox
+            .try_send(EngineInput::Consensus { id, source, data })
+            .is_ok();
+        if !queued {
             tracing::warn!("consensus inbox full; dropping a message");
+        }
+        queued
+    }
+
+    /// Waits until the engine stops on an error it cannot go on from, and says why (it
+    /// never returns while the engine runs or after a clean shutdown).
+    pub async fn failed(&self) -> String {
+        let mut fatal = self.fatal.clone();
+        match fatal.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            Err(_) => std::future::pending().await,
         }
     }
 
@@ -270,6 +286,8 @@ pub fn spawn(
 ) -> EngineHandle {
     let (inbox_tx, inbox) = mpsc::channel(4096);
     let (nudge, nudge_rx) = watch::channel(());
+    let nudge = Arc::new(nudge);
+    let (fatal, fatal_rx) = watch::channel(None);
     let votes: Arc<Mutex<VoteProposer>> = Arc::default();
     let metrics: Arc<EngineMetrics> = Arc::default();
     let task = consensus::Consensus {
@@ -282,6 +300,8 @@ pub fn spawn(
         round_timer: None,
         block_timer: None,
         proposal_seen: Default::default(),
+        nudge: nudge.clone(),
+        fatal: Arc::new(fatal),
     };
     let task = tokio::spawn(task.run());
     if let Some(network) = network {
@@ -297,10 +317,11 @@ pub fn spawn(
     }
     EngineHandle {
         inbox: inbox_tx,
-        nudge: Arc::new(nudge),
+        nudge,
         votes,
         metrics,
         chain,
         task: Arc::new(Mutex::new(Some(task))),
+        fatal: fatal_rx,
     }
 }

@@ -20,14 +20,19 @@ use crate::{EngineInput, EngineMetrics};
 
 /// How often peers are asked for their status when nothing prompts it.
 const POLL_EVERY: Duration = Duration::from_millis(1500);
-/// Largest body payload sent in one response.
-const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+/// How long a status answer may take before the peer is left out of this round.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+/// Blocks handed to consensus at a time, so its own messages are not held up for long.
+const IMPORT_CHUNK: usize = 32;
 
-/// Answers a peer's sync request from `store`.
+/// Answers a peer's sync request from `store`; body answers stop short of `max_bytes` (the
+/// network's message limit, less room for framing) unless a single body is larger, which
+/// cannot happen for blocks built under the same limit.
 pub fn answer<S: BlockReader + ?Sized>(
     store: &S,
     genesis: B256,
     request: &SyncRequest,
+    max_bytes: usize,
 ) -> SyncResponse {
     let result = (|| -> Result<SyncResponse, healthchain_storage_api::StorageError> {
         Ok(match request {
@@ -60,7 +65,7 @@ pub fn answer<S: BlockReader + ?Sized>(
                         break;
                     };
                     size += body.length();
-                    if size > MAX_RESPONSE_BYTES && !bodies.is_empty() {
+                    if size > max_bytes && !bodies.is_empty() {
                         break;
                     }
                     bodies.push(body);
@@ -101,37 +106,50 @@ impl<S: BlockReader + ?Sized + Send + Sync + 'static> Syncer<S> {
         self.store.head().ok().flatten().map_or(0, |(n, _)| n)
     }
 
-    /// One pass: find the best peer; fetch and import one batch. True if it made progress
-    /// and there may be more.
-    async fn round(&mut self) -> bool {
-        let head = self.head();
-        let mut best: Option<(PeerId, u64)> = None;
-        for peer in self.network.peers() {
-            match self
-                .network
-                .request(peer.peer_id, SyncRequest::Status)
-                .await
-            {
-                Ok(SyncResponse::Status(status)) => {
-                    if status.genesis != self.genesis {
-                        tracing::warn!(peer = %peer.peer_id, "peer is on another chain");
-                        self.network.penalize(peer.peer_id, Offence::BadResponse);
-                        continue;
-                    }
-                    if best.is_none_or(|(_, n)| status.head_number > n) {
-                        best = Some((peer.peer_id, status.head_number));
-                    }
+    /// Every peer's status, asked at once; peers on another chain or answering nonsense
+    /// are penalised. Sorted with the furthest ahead first.
+    async fn statuses(&self) -> Vec<(PeerId, u64)> {
+        let asks = self.network.peers().into_iter().map(|peer| {
+            let network = self.network.clone();
+            async move {
+                let answer = tokio::time::timeout(
+                    STATUS_TIMEOUT,
+                    network.request(peer.peer_id, SyncRequest::Status),
+                )
+                .await;
+                (peer.peer_id, answer)
+            }
+        });
+        let mut ahead = Vec::new();
+        for (peer, answer) in futures::future::join_all(asks).await {
+            match answer {
+                Ok(Ok(SyncResponse::Status(status))) if status.genesis == self.genesis => {
+                    ahead.push((peer, status.head_number));
                 }
-                Ok(_) => self.network.penalize(peer.peer_id, Offence::BadResponse),
-                Err(err) => tracing::debug!(%err, "status request failed"),
+                Ok(Ok(SyncResponse::Status(_))) => {
+                    tracing::warn!(%peer, "peer is on another chain");
+                    self.network.penalize(peer, Offence::BadResponse);
+                }
+                // Busy or shutting down: not an offence.
+                Ok(Ok(SyncResponse::Refused(_))) => {}
+                Ok(Ok(_)) => self.network.penalize(peer, Offence::BadResponse),
+                Ok(Err(err)) => tracing::debug!(%peer, %err, "status request failed"),
+                Err(_) => tracing::debug!(%peer, "status request timed out"),
             }
         }
-        let Some((peer, highest)) = best else {
-            return false;
-        };
-        self.metrics
-            .highest_seen
-            .fetch_max(highest, Ordering::Relaxed);
+        ahead.sort_by_key(|(_, head)| std::cmp::Reverse(*head));
+        ahead
+    }
+
+    /// One pass: fetch the next batch from the peer furthest ahead, falling back to the next
+    /// one if it fails, and import it. True if it made progress and there may be more.
+    async fn round(&mut self) -> bool {
+        let head = self.head();
+        let peers = self.statuses().await;
+        // What the peers say now (a peer that lied and left no longer counts); consensus
+        // raises it between rounds from validators' messages.
+        let highest = peers.first().map_or(head, |(_, n)| *n);
+        self.metrics.highest_seen.store(highest, Ordering::Relaxed);
         if highest <= head {
             self.metrics.sync_start.store(0, Ordering::Relaxed);
             return false;
@@ -141,37 +159,50 @@ impl<S: BlockReader + ?Sized + Send + Sync + 'static> Syncer<S> {
                 .sync_start
                 .store(head.max(1), Ordering::Relaxed);
         }
-        match self.fetch(peer, head + 1, highest).await {
-            Ok(blocks) if !blocks.is_empty() => {
-                let expected = blocks.len();
-                let (reply, answer) = oneshot::channel();
-                if self
-                    .engine
-                    .send(EngineInput::Synced { blocks, reply })
-                    .await
-                    .is_err()
-                {
-                    return false;
+        for (peer, peer_head) in peers.into_iter().filter(|(_, n)| *n > head) {
+            let blocks = match self.fetch(peer, head + 1, peer_head).await {
+                Ok(blocks) if !blocks.is_empty() => blocks,
+                Ok(_) => continue,
+                Err(offence) => {
+                    self.network.penalize(peer, offence);
+                    continue;
                 }
-                match answer.await {
-                    Ok(Ok(imported)) => {
-                        tracing::info!(%peer, imported, head = self.head(), highest, "synced blocks");
-                        imported == expected
+            };
+            let expected = blocks.len();
+            let mut imported = 0;
+            for chunk in blocks.chunks(IMPORT_CHUNK) {
+                match self.import(chunk.to_vec()).await {
+                    Some(Ok(n)) => {
+                        imported += n;
+                        if n < chunk.len() {
+                            break;
+                        }
                     }
-                    Ok(Err(err)) => {
+                    Some(Err(err)) => {
                         tracing::warn!(%peer, %err, "peer sent blocks that do not import");
                         self.network.penalize(peer, Offence::BadResponse);
-                        false
+                        break;
                     }
-                    Err(_) => false,
+                    // Consensus has stopped.
+                    None => return false,
                 }
             }
-            Ok(_) => false,
-            Err(offence) => {
-                self.network.penalize(peer, offence);
-                false
+            if imported > 0 {
+                tracing::info!(%peer, imported, head = self.head(), highest, "synced blocks");
+                return imported == expected;
             }
         }
+        false
+    }
+
+    /// Hands `blocks` to consensus and waits for the count imported; `None` if it is gone.
+    async fn import(&self, blocks: Vec<Block>) -> Option<Result<usize, crate::EngineError>> {
+        let (reply, answer) = oneshot::channel();
+        self.engine
+            .send(EngineInput::Synced { blocks, reply })
+            .await
+            .ok()?;
+        answer.await.ok()
     }
 
     /// Headers `from..` (one request), then their bodies, as blocks.
@@ -183,6 +214,7 @@ impl<S: BlockReader + ?Sized + Send + Sync + 'static> Syncer<S> {
             .await
         {
             Ok(SyncResponse::Headers(headers)) => headers,
+            Ok(SyncResponse::Refused(_)) => return Ok(Vec::new()),
             Ok(_) => return Err(Offence::BadResponse),
             Err(_) => return Ok(Vec::new()),
         };
@@ -211,8 +243,8 @@ impl<S: BlockReader + ?Sized + Send + Sync + 'static> Syncer<S> {
                 .await
             {
                 Ok(SyncResponse::Bodies(bodies)) => bodies,
+                Ok(SyncResponse::Refused(_)) | Err(_) => break,
                 Ok(_) => return Err(Offence::BadResponse),
-                Err(_) => break,
             };
             if bodies.len() > chunk.len() {
                 return Err(Offence::BadResponse);

@@ -34,14 +34,24 @@ impl ValidatorSets {
         header: &Header,
         parent_tally: &VoteTally,
     ) -> Result<VoteTally, EngineError> {
-        let tally = parent_tally
-            .after_block(header, self.epoch_length)
-            .map_err(|e| EngineError::Header(format!("block {}: {e}", header.number)))?;
-        self.insert(header.number, tally.clone());
+        let tally = self.tally_of(header, parent_tally)?;
+        self.remember(header.number, tally.clone());
         Ok(tally)
     }
 
-    fn insert(&mut self, number: u64, tally: VoteTally) {
+    /// The tally after `header`, given the tally after its parent (not recorded).
+    pub fn tally_of(
+        &self,
+        header: &Header,
+        parent_tally: &VoteTally,
+    ) -> Result<VoteTally, EngineError> {
+        parent_tally
+            .after_block(header, self.epoch_length)
+            .map_err(|e| EngineError::Header(format!("block {}: {e}", header.number)))
+    }
+
+    /// Records `tally` as the one after block `number`.
+    pub fn remember(&mut self, number: u64, tally: VoteTally) {
         self.after.insert(number, tally);
         while self.after.len() > CACHE {
             self.after.pop_first();
@@ -73,7 +83,7 @@ impl ValidatorSets {
                 let tally = VoteTally::default()
                     .after_block(&header, self.epoch_length)
                     .map_err(|e| EngineError::Header(format!("block {epoch}: {e}")))?;
-                self.insert(epoch, tally.clone());
+                self.remember(epoch, tally.clone());
                 (epoch, tally)
             }
         };

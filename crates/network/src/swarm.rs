@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use alloy_primitives::keccak256;
 use futures::StreamExt;
 use libp2p::{
-    Multiaddr, PeerId, Swarm, SwarmBuilder,
+    Multiaddr, PeerId, Swarm, SwarmBuilder, connection_limits,
     core::{Endpoint, transport::PortUse},
     gossipsub::{self, IdentTopic, MessageAcceptance, MessageAuthenticity, ValidationMode},
     noise,
@@ -37,6 +37,42 @@ const REDIAL_EVERY: Duration = Duration::from_secs(3);
 const EVENT_QUEUE: usize = 8192;
 /// Commands from handles.
 const COMMAND_QUEUE: usize = 8192;
+/// Connections still in their handshake, inbound, at once (a connection flood is cut here,
+/// before it costs a noise handshake each).
+const MAX_PENDING_INCOMING: u32 = 32;
+/// Connections to one peer (a reconnect may briefly overlap the old one).
+const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+/// Peers' sync requests being answered at once; more are refused as busy.
+const MAX_INBOUND_REQUESTS: usize = 64;
+/// Sync requests one peer may make per second, sustained, and in a burst. A syncing peer
+/// makes about six per batch of 512 blocks.
+const REQUESTS_PER_SECOND: f64 = 20.0;
+const REQUEST_BURST: f64 = 60.0;
+
+/// A token bucket per peer for its sync requests.
+#[derive(Debug, Default)]
+struct RequestBudget {
+    buckets: HashMap<PeerId, (f64, Instant)>,
+}
+
+impl RequestBudget {
+    /// Takes one request from `peer`'s budget; false if it has none left.
+    fn take(&mut self, peer: PeerId, now: Instant) -> bool {
+        let (tokens, last) = self.buckets.entry(peer).or_insert((REQUEST_BURST, now));
+        let refill = now.saturating_duration_since(*last).as_secs_f64() * REQUESTS_PER_SECOND;
+        *tokens = (*tokens + refill).min(REQUEST_BURST);
+        *last = now;
+        if *tokens < 1.0 {
+            return false;
+        }
+        *tokens -= 1.0;
+        true
+    }
+
+    fn forget(&mut self, peer: &PeerId) {
+        self.buckets.remove(peer);
+    }
+}
 
 /// Admission control for connections: the permission gate, bans and the peer limit.
 struct Gate {
@@ -123,6 +159,7 @@ impl NetworkBehaviour for Gate {
 #[derive(NetworkBehaviour)]
 #[behaviour(prelude = "libp2p::swarm::derive_prelude")]
 struct Behaviour {
+    limits: connection_limits::Behaviour,
     gate: Gate,
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<SyncCodec>,
@@ -143,6 +180,7 @@ struct Task {
     inbound: HashMap<u64, ResponseChannel<SyncResponse>>,
     next_token: u64,
     ban: Duration,
+    budget: RequestBudget,
 }
 
 pub(crate) async fn start(
@@ -189,6 +227,11 @@ pub(crate) async fn start(
         [(PROTOCOL, ProtocolSupport::Full)],
         request_response::Config::default().with_request_timeout(Duration::from_secs(15)),
     );
+    let limits = connection_limits::Behaviour::new(
+        connection_limits::ConnectionLimits::default()
+            .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+            .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
+    );
     let gate_behaviour = Gate {
         gate,
         scores: scores.clone(),
@@ -205,6 +248,7 @@ pub(crate) async fn start(
         )
         .map_err(|e| NetworkError::Setup(e.to_string()))?
         .with_behaviour(|_| Behaviour {
+            limits,
             gate: gate_behaviour,
             gossipsub,
             sync,
@@ -283,6 +327,7 @@ pub(crate) async fn start(
         inbound: HashMap::new(),
         next_token: 0,
         ban: Duration::from_secs(config.ban_seconds),
+        budget: RequestBudget::default(),
     };
     tokio::spawn(task.run());
     Ok((handle, events))
@@ -322,9 +367,14 @@ impl Task {
                     Topic::Consensus => self.consensus_topic.clone(),
                     Topic::Transactions => self.tx_topic.clone(),
                 };
-                // No peers yet, or the same bytes sent moments ago: nothing to do.
-                if let Err(err) = self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
-                    tracing::debug!(%err, "gossip publish");
+                match self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
+                    // No peers yet, or the same bytes sent moments ago: nothing to do.
+                    Ok(_)
+                    | Err(
+                        gossipsub::PublishError::Duplicate
+                        | gossipsub::PublishError::NoPeersSubscribedToTopic,
+                    ) => {}
+                    Err(err) => tracing::warn!(%err, "gossip publish failed"),
                 }
             }
             Command::Report {
@@ -438,6 +488,7 @@ impl Task {
                 ..
             } => {
                 self.peers.write().remove(&peer_id);
+                self.budget.forget(&peer_id);
                 tracing::debug!(peer = %peer_id, "peer disconnected");
                 self.emit(NetworkEvent::PeerDisconnected(peer_id));
             }
@@ -474,6 +525,22 @@ impl Task {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
+                    let refusal = if !self.budget.take(peer, Instant::now()) {
+                        self.penalize(peer, Offence::Spam);
+                        Some("rate limited")
+                    } else if self.inbound.len() >= MAX_INBOUND_REQUESTS {
+                        Some("busy")
+                    } else {
+                        None
+                    };
+                    if let Some(reason) = refusal {
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .sync
+                            .send_response(channel, SyncResponse::Refused(reason.into()));
+                        return;
+                    }
                     let token = self.next_token;
                     self.next_token += 1;
                     self.inbound.insert(token, channel);
@@ -515,6 +582,12 @@ impl Task {
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "inbound sync request failed");
+                // The codec refuses undecodable or oversized requests as invalid data.
+                if let request_response::InboundFailure::Io(io) = &error
+                    && io.kind() == std::io::ErrorKind::InvalidData
+                {
+                    self.penalize(peer, Offence::Malformed);
+                }
             }
             request_response::Event::ResponseSent { .. } => {}
         }

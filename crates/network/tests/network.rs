@@ -230,3 +230,52 @@ async fn the_gate_refuses_and_disconnects_and_offenders_are_banned() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(a.peers().is_empty(), "a banned peer got back in");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_flooding_sync_requests_is_refused_then_banned() {
+    let (a, mut a_events) = node(8, vec![], Arc::new(AllowAll)).await;
+    let (b, _b_events) = node(9, vec![enode(&a)], Arc::new(AllowAll)).await;
+    connected(&a, 1).await;
+    // A answers every request it is handed.
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = answered.clone();
+    let responder = tokio::spawn(async move {
+        while let Some(event) = a_events.recv().await {
+            if let NetworkEvent::Request { reply, .. } = event {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _ = reply.send(SyncResponse::Headers(Vec::new()));
+            }
+        }
+    });
+    // Far more than the burst, as fast as B can send them, one at a time.
+    let mut refused = 0;
+    let mut failed = 0;
+    for _ in 0..200 {
+        match b.request(a.local().peer_id, SyncRequest::Status).await {
+            Ok(SyncResponse::Refused(reason)) => {
+                assert_eq!(reason, "rate limited");
+                refused += 1;
+            }
+            Ok(_) => {}
+            // Banned and disconnected part-way.
+            Err(_) => failed += 1,
+        }
+        if failed > 0 {
+            break;
+        }
+    }
+    let served = answered.load(Ordering::SeqCst);
+    assert!(
+        (60..150).contains(&served),
+        "{served} requests served: the burst (60) and what refilled, no more"
+    );
+    assert!(refused > 0, "none refused");
+    tokio::time::timeout(WAIT, async {
+        while !a.peers().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the flooder was not banned");
+    responder.abort();
+}

@@ -217,14 +217,17 @@ pub async fn launch(
     };
     let network_handle = network.as_ref().map(|(h, _)| h.clone());
 
-    let engine_chain = Arc::new(Chain::new(
-        store.clone(),
-        chain.clone(),
-        pool.clone(),
-        Arc::new(wiring::Observer {
-            events: events.clone(),
-        }),
-    ));
+    let engine_chain = Arc::new(
+        Chain::new(
+            store.clone(),
+            chain.clone(),
+            pool.clone(),
+            Arc::new(wiring::Observer {
+                events: events.clone(),
+            }),
+        )
+        .with_max_message_bytes(config.network.max_message_bytes),
+    );
     let engine = healthchain_engine::spawn(
         engine_chain,
         ibft_config(&chain, &config.consensus),
@@ -237,12 +240,16 @@ pub async fn launch(
     if let Some((handle, network_events)) = network {
         tasks.push(tokio::spawn(wiring::dispatch(
             network_events,
-            handle,
-            engine.clone(),
-            store.clone(),
-            pool.clone(),
-            events.clone(),
-            genesis_hash,
+            wiring::Dispatch {
+                network: handle,
+                engine: engine.clone(),
+                store: store.clone(),
+                pool: pool.clone(),
+                chain_events: events.clone(),
+                genesis: genesis_hash,
+                // Room for the response framing.
+                max_response_bytes: config.network.max_message_bytes.saturating_sub(64 * 1024),
+            },
         )));
     }
 

@@ -30,8 +30,14 @@ pub(crate) async fn serve(
     })?;
     let task = tokio::spawn(async move {
         loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                continue;
+            let mut socket = match listener.accept().await {
+                Ok((socket, _)) => socket,
+                // Out of file descriptors, say: back off instead of spinning.
+                Err(err) => {
+                    tracing::warn!(%err, "metrics endpoint cannot accept");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let metrics = metrics.clone();
             let status = status.clone();
@@ -39,7 +45,12 @@ pub(crate) async fn serve(
             tokio::spawn(async move {
                 // One small request; anything longer than 8 KiB is not ours to serve.
                 let mut request = vec![0u8; 8192];
-                let Ok(n) = socket.read(&mut request).await else {
+                // A client that connects and says nothing is dropped.
+                let read = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    socket.read(&mut request),
+                );
+                let Ok(Ok(n)) = read.await else {
                     return;
                 };
                 let line = String::from_utf8_lossy(&request[..n]);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use alloy_primitives::B256;
-use healthchain_engine::{ChainObserver, EngineHandle, EngineInput, EngineMetrics};
+use healthchain_engine::{ChainObserver, EngineHandle, EngineMetrics};
 use healthchain_network::{Acceptance, NetworkEvent, NetworkHandle, Offence, Topic};
 use healthchain_rpc::{ChainEvents, NewBlock, NodeStatus, NodeSummary, PeerSummary};
 use healthchain_storage_api::{BlockBatch, BlockReader};
@@ -28,17 +28,50 @@ impl ChainObserver for Observer {
     }
 }
 
-/// Routes network events: consensus gossip to the engine, transactions to the pool, sync
-/// requests to the store.
-pub(crate) async fn dispatch(
-    mut events: mpsc::Receiver<NetworkEvent>,
-    network: NetworkHandle,
-    engine: EngineHandle,
-    store: Arc<MdbxStore>,
-    pool: Arc<SharedPool>,
-    chain_events: ChainEvents,
-    genesis: B256,
-) {
+/// Gossiped transactions waiting for validation; more are ignored (not forwarded).
+const TX_QUEUE: usize = 4096;
+/// Transactions validated per trip to a blocking worker.
+const TX_BATCH: usize = 64;
+
+/// A gossiped transaction to validate.
+struct GossipTx {
+    id: healthchain_network::MessageId,
+    source: healthchain_network::PeerId,
+    data: Vec<u8>,
+}
+
+/// What the network event dispatcher routes to.
+pub(crate) struct Dispatch {
+    pub(crate) network: NetworkHandle,
+    pub(crate) engine: EngineHandle,
+    pub(crate) store: Arc<MdbxStore>,
+    pub(crate) pool: Arc<SharedPool>,
+    pub(crate) chain_events: ChainEvents,
+    pub(crate) genesis: B256,
+    /// Largest sync answer, bytes.
+    pub(crate) max_response_bytes: usize,
+}
+
+/// Routes network events: consensus gossip to the engine, transactions to a validation
+/// worker, sync requests to the store. Consensus messages never wait behind transactions.
+pub(crate) async fn dispatch(mut events: mpsc::Receiver<NetworkEvent>, to: Dispatch) {
+    let Dispatch {
+        network,
+        engine,
+        store,
+        pool,
+        chain_events,
+        genesis,
+        max_response_bytes,
+    } = to;
+    let (txs, tx_queue) = mpsc::channel(TX_QUEUE);
+    let validator = tokio::spawn(validate_transactions(
+        tx_queue,
+        network.clone(),
+        store.clone(),
+        pool,
+        chain_events,
+    ));
     while let Some(event) = events.recv().await {
         match event {
             NetworkEvent::Gossip {
@@ -46,35 +79,35 @@ pub(crate) async fn dispatch(
                 id,
                 source,
                 data,
-            } => engine.consensus_message(EngineInput::Consensus { id, source, data }),
+            } => {
+                // Not judged, so not forwarded.
+                if !engine.consensus_message(id.clone(), source, data) {
+                    network.report(id, source, Acceptance::Ignore);
+                }
+            }
             NetworkEvent::Gossip {
                 topic: Topic::Transactions,
                 id,
                 source,
                 data,
             } => {
-                let (_, now_ms) = now();
-                let acceptance = match pool.submit_remote(&data, store.as_ref(), now_ms) {
-                    Ok(outcome) => {
-                        for hash in outcome.promoted {
-                            let _ = chain_events.pending.send(hash);
-                        }
-                        Acceptance::Accept
-                    }
-                    Err(err) if err.is_malformed() => {
-                        network.penalize(source, Offence::Malformed);
-                        Acceptance::Reject
-                    }
-                    // Known, underpriced, nonce too low, pool full: not worth forwarding.
-                    Err(_) => Acceptance::Ignore,
-                };
-                network.report(id, source, acceptance);
+                if let Err(mpsc::error::TrySendError::Full(tx)) =
+                    txs.try_send(GossipTx { id, source, data })
+                {
+                    network.report(tx.id, tx.source, Acceptance::Ignore);
+                }
             }
             NetworkEvent::Request { request, reply, .. } => {
                 let store = store.clone();
+                // The network bounds how many requests are in flight.
                 tokio::spawn(async move {
                     let answer = tokio::task::spawn_blocking(move || {
-                        healthchain_engine::sync::answer(store.as_ref(), genesis, &request)
+                        healthchain_engine::sync::answer(
+                            store.as_ref(),
+                            genesis,
+                            &request,
+                            max_response_bytes,
+                        )
                     })
                     .await;
                     if let Ok(answer) = answer {
@@ -84,6 +117,52 @@ pub(crate) async fn dispatch(
             }
             NetworkEvent::PeerConnected(_) => engine.nudge_sync(),
             NetworkEvent::PeerDisconnected(_) => {}
+        }
+    }
+    validator.abort();
+}
+
+/// Validates gossiped transactions in batches on a blocking worker (signature recovery is
+/// the cost) and tells the network which to forward.
+async fn validate_transactions(
+    mut queue: mpsc::Receiver<GossipTx>,
+    network: NetworkHandle,
+    store: Arc<MdbxStore>,
+    pool: Arc<SharedPool>,
+    chain_events: ChainEvents,
+) {
+    let mut batch = Vec::with_capacity(TX_BATCH);
+    while queue.recv_many(&mut batch, TX_BATCH).await > 0 {
+        let work = std::mem::take(&mut batch);
+        let (store, pool, network, chain_events) = (
+            store.clone(),
+            pool.clone(),
+            network.clone(),
+            chain_events.clone(),
+        );
+        let done = tokio::task::spawn_blocking(move || {
+            for tx in work {
+                let (_, now_ms) = now();
+                let acceptance = match pool.submit_remote(&tx.data, store.as_ref(), now_ms) {
+                    Ok(outcome) => {
+                        for hash in outcome.promoted {
+                            let _ = chain_events.pending.send(hash);
+                        }
+                        Acceptance::Accept
+                    }
+                    Err(err) if err.is_malformed() => {
+                        network.penalize(tx.source, Offence::Malformed);
+                        Acceptance::Reject
+                    }
+                    // Known, underpriced, nonce too low, pool full: not worth forwarding.
+                    Err(_) => Acceptance::Ignore,
+                };
+                network.report(tx.id, tx.source, acceptance);
+            }
+        })
+        .await;
+        if done.is_err() {
+            tracing::error!("transaction validation worker panicked");
         }
     }
 }

@@ -15,6 +15,9 @@ use crate::{
     error::{RpcResult, invalid_params},
 };
 
+/// Most blocks one `ibft_getSignerMetrics` call reads (a day of 1-second blocks).
+pub const MAX_SIGNER_METRICS_BLOCKS: u64 = 86_400;
+
 /// One row of `ibft_getSignerMetrics`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -156,20 +159,33 @@ impl IbftApiServer for IbftRpc {
         if from >= to {
             return Err(invalid_params("Invalid block number params"));
         }
-        let mut blocks = Vec::with_capacity((to - from) as usize);
-        for n in from..to {
-            let Some(block) = self.backend.block_at(n)? else {
-                break;
-            };
-            blocks.push((n, block.header.beneficiary));
+        if to - from > MAX_SIGNER_METRICS_BLOCKS {
+            return Err(invalid_params(format!(
+                "block range exceeds {MAX_SIGNER_METRICS_BLOCKS} blocks"
+            )));
         }
-        // The validators after the range's last block are those listed in block `to`.
-        let validators = match self.backend.block_at(to)? {
-            Some(block) => IbftExtraData::of(&block.header)
-                .map(|e| e.validators)
-                .unwrap_or_default(),
-            None => Vec::new(),
+        // Up to a day of headers: read off the async workers.
+        let backend = self.backend.clone();
+        let read = move || -> RpcResult<(Vec<(u64, Address)>, Vec<Address>)> {
+            let mut blocks = Vec::with_capacity((to - from) as usize);
+            for n in from..to {
+                let Some(block) = backend.block_at(n)? else {
+                    break;
+                };
+                blocks.push((n, block.header.beneficiary));
+            }
+            // The validators after the range's last block are those listed in block `to`.
+            let validators = match backend.block_at(to)? {
+                Some(block) => IbftExtraData::of(&block.header)
+                    .map(|e| e.validators)
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            Ok((blocks, validators))
         };
+        let (blocks, validators) = tokio::task::spawn_blocking(read)
+            .await
+            .map_err(|e| crate::error::internal(e.to_string()))??;
         Ok(signer_metrics(blocks, &validators)
             .into_iter()
             .map(Into::into)

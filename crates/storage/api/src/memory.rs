@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use alloy_primitives::{Address, B256, Bytes, U256};
 use healthchain_primitives::{Account, BlockBody, Header, Receipt};
@@ -31,9 +32,17 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: RwLock<Inner>,
+    /// Fault injection: vote appends fail (a full or failing disk).
+    fail_vote_writes: AtomicBool,
 }
 
 impl MemoryStore {
+    /// Makes every later [`VoteStore::append_vote`] fail (or succeed again), to test what
+    /// a validator does when it cannot record its votes.
+    pub fn fail_vote_writes(&self, fail: bool) {
+        self.fail_vote_writes.store(fail, Ordering::SeqCst);
+    }
+
     fn read<T>(&self, f: impl FnOnce(&Inner) -> T) -> StorageResult<T> {
         let guard = self
             .inner
@@ -93,6 +102,9 @@ impl BlockReader for MemoryStore {
 
 impl VoteStore for MemoryStore {
     fn append_vote(&self, height: u64, record: &[u8]) -> StorageResult<()> {
+        if self.fail_vote_writes.load(Ordering::SeqCst) {
+            return Err(StorageError::Database("injected: vote write failed".into()));
+        }
         let mut s = self
             .inner
             .write()
