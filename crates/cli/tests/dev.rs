@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use healthchain_fixtures::DevAccount;
 
+mod common;
+use common::free_port;
+
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_healthchain"));
     cmd.env("RUST_LOG", "info").env_remove("RUST_BACKTRACE");
@@ -44,14 +47,6 @@ fn dev_keys_sign_for_funded_accounts() {
     }
     assert_eq!(genesis.config.chain_id, 1337);
     assert!(genesis.config.zero_base_fee);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

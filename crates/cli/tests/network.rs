@@ -12,17 +12,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+mod common;
+use common::free_port;
+
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_healthchain")
-}
-
-/// A port the OS just handed out (so concurrently running tests do not collide).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Node {
