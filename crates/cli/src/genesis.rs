@@ -45,6 +45,10 @@ pub(crate) struct GenesisNewArgs {
     /// Fund an account: `ADDRESS=WEI` (repeatable).
     #[arg(long = "fund", value_name = "ADDRESS=WEI")]
     pub(crate) fund: Vec<String>,
+    /// Pre-deploy the health contracts (HealthRegistry at 0x…1001, PatientRecord at
+    /// 0x…1002) with this account as the first ministry admin.
+    #[arg(long, value_name = "ADDRESS")]
+    pub(crate) health_admin: Option<Address>,
     /// JSON-RPC HTTP port of node 0; node i uses base + 2i (WebSocket: + 1).
     #[arg(long, default_value_t = 8545)]
     pub(crate) rpc_base_port: u16,
@@ -139,7 +143,7 @@ pub(crate) fn new(args: &GenesisNewArgs) -> anyhow::Result<()> {
             )
         })
         .collect();
-    let genesis = serde_json::json!({
+    let mut genesis = serde_json::json!({
         "config": {
             "chainId": args.chain_id,
             "berlinBlock": 0,
@@ -159,6 +163,9 @@ pub(crate) fn new(args: &GenesisNewArgs) -> anyhow::Result<()> {
         "extraData": format!("{extra}"),
         "alloc": alloc,
     });
+    if let Some(admin) = args.health_admin {
+        crate::add_health_contracts(&mut genesis, admin)?;
+    }
     let genesis_text = serde_json::to_string_pretty(&genesis)?;
     // The file must be one this node accepts.
     healthchain_node::GenesisFile::parse(genesis_text.clone(), Path::new("genesis.json"))?;
@@ -239,6 +246,14 @@ pub(crate) fn new(args: &GenesisNewArgs) -> anyhow::Result<()> {
     }
     std::fs::rename(&staged, &args.out)
         .with_context(|| format!("moving the network into {}", args.out.display()))?;
+    if let Some(admin) = args.health_admin {
+        writeln!(
+            summary,
+            "\nHealth contracts in genesis (ministry admin {admin}):\n  HealthRegistry {}\n  PatientRecord  {}",
+            healthchain_contracts::REGISTRY_ADDRESS,
+            healthchain_contracts::RECORDS_ADDRESS
+        )?;
+    }
     writeln!(
         summary,
         "\nStart each node with: healthchain node --config {}/nodeI/config.toml",

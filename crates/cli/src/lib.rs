@@ -4,14 +4,19 @@
 //! executor together. Nothing depends on it.
 
 mod chain;
+mod client;
 mod commands;
 mod genesis;
+mod health;
 mod node;
 mod rlp;
 
 pub use chain::Chain;
 pub use healthchain_node::DataDir;
-pub use node::{DevArgs, DevKey, DevKeys, NodeArgs, dev_genesis, dev_keys, key_matches};
+pub use node::{
+    DevArgs, DevKey, DevKeys, NodeArgs, add_health_contracts, dev_admin, dev_genesis, dev_keys,
+    genesis_admin_ref, key_matches,
+};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -107,6 +112,12 @@ enum Command {
         #[command(subcommand)]
         command: GenesisCommand,
     },
+    /// Deploy the health contracts over JSON-RPC (idempotent: addresses are recorded per
+    /// chain id and reused).
+    Deploy(health::DeployArgs),
+    /// Health operator workflows: register, grant and revoke consent, admit, add records,
+    /// request access, record history, audit trail.
+    Health(health::HealthArgs),
     /// Genesis extraData, as `besu rlp encode|decode` (JSON list of validators ⇄ hex).
     Rlp {
         #[command(subcommand)]
@@ -225,6 +236,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Genesis {
             command: GenesisCommand::New(args),
         } => genesis::new(&args),
+        Command::Deploy(args) => health::deploy(&args),
+        Command::Health(args) => health::health(&args),
         Command::Rlp {
             command: RlpCommand::Encode(args),
         } => rlp::encode(args.from.as_deref(), args.to.as_deref(), args.kind),

@@ -121,12 +121,59 @@ pub fn dev_keys() -> anyhow::Result<DevKeys> {
     serde_json::from_str::<DevKeys>(DEV_KEYS).context("genesis/dev-keys.json")
 }
 
-/// The compiled-in development genesis.
+/// The development chain's first ministry admin: Account #0 of the public test keys.
+pub fn dev_admin() -> anyhow::Result<alloy_primitives::Address> {
+    dev_keys()?
+        .accounts
+        .first()
+        .map(|k| k.address)
+        .context("genesis/dev-keys.json lists no account")
+}
+
+/// The identity commitment genesis records for an admin registered by a genesis (no
+/// off-chain identity record exists for it yet): keccak256 of a fixed label and the address.
+pub fn genesis_admin_ref(admin: alloy_primitives::Address) -> alloy_primitives::B256 {
+    alloy_primitives::keccak256(
+        [b"healthchain genesis admin".as_slice(), admin.as_slice()].concat(),
+    )
+}
+
+/// Adds the health contracts' pre-deployment (with `admin` as the first ministry admin) to
+/// a genesis JSON's `alloc`; an address already allocated there is an error.
+pub fn add_health_contracts(
+    genesis: &mut serde_json::Value,
+    admin: alloy_primitives::Address,
+) -> anyhow::Result<()> {
+    let timestamp = match &genesis["timestamp"] {
+        serde_json::Value::String(s) => u64::from_str_radix(s.trim_start_matches("0x"), 16)
+            .with_context(|| format!("genesis timestamp {s:?}"))?,
+        serde_json::Value::Number(n) => n.as_u64().context("genesis timestamp")?,
+        _ => 0,
+    };
+    let contracts =
+        healthchain_contracts::predeploy_alloc_json(admin, genesis_admin_ref(admin), timestamp)?;
+    let alloc = genesis
+        .as_object_mut()
+        .context("genesis is not a JSON object")?
+        .entry("alloc")
+        .or_insert_with(|| serde_json::json!({}))
+        .as_object_mut()
+        .context("genesis alloc is not an object")?;
+    for (address, account) in contracts {
+        let taken = alloc.keys().any(|k| {
+            k.eq_ignore_ascii_case(&address)
+                || k.eq_ignore_ascii_case(address.trim_start_matches("0x"))
+        });
+        anyhow::ensure!(!taken, "genesis alloc already has an account at {address}");
+        alloc.insert(address, account);
+    }
+    Ok(())
+}
+
+/// The compiled-in development genesis, with the health contracts pre-deployed (ministry
+/// admin: Account #0).
 pub fn dev_genesis() -> anyhow::Result<GenesisFile> {
-    Ok(GenesisFile::parse(
-        DEV_GENESIS.to_string(),
-        Path::new("genesis/dev.json"),
-    )?)
+    dev_genesis_with_period(None)
 }
 
 /// Options of `healthchain dev`.
@@ -153,15 +200,15 @@ pub struct DevArgs {
 
 /// The dev genesis with a millisecond block period, if asked for.
 fn dev_genesis_with_period(block_period_ms: Option<u64>) -> anyhow::Result<GenesisFile> {
-    let Some(ms) = block_period_ms else {
-        return dev_genesis();
-    };
-    anyhow::ensure!(ms > 0, "--block-period-ms must be at least 1");
     let mut json: serde_json::Value =
         serde_json::from_str(DEV_GENESIS).context("genesis/dev.json")?;
-    json["config"]["ibft2"]["xblockperiodmilliseconds"] = serde_json::json!(ms);
+    if let Some(ms) = block_period_ms {
+        anyhow::ensure!(ms > 0, "--block-period-ms must be at least 1");
+        json["config"]["ibft2"]["xblockperiodmilliseconds"] = serde_json::json!(ms);
+    }
+    add_health_contracts(&mut json, dev_admin()?)?;
     Ok(GenesisFile::parse(
-        json.to_string(),
+        serde_json::to_string_pretty(&json)?,
         Path::new("genesis/dev.json"),
     )?)
 }
@@ -270,6 +317,12 @@ fn print_banner(nodes: &[NodeHandle], chain_id: u64, keys: &DevKeys) {
             node.enode.as_deref().unwrap_or("-")
         ));
     }
+    out.push_str(&format!(
+        "\nHealth contracts (pre-deployed in genesis; ministry admin: Account #0)\n  \
+         HealthRegistry: {}\n  PatientRecord:  {}\n",
+        healthchain_contracts::REGISTRY_ADDRESS,
+        healthchain_contracts::RECORDS_ADDRESS
+    ));
     out.push_str("\nAccounts\n========\n\n");
     out.push_str(
         "WARNING: These are PUBLIC TEST KEYS. Anyone can sign with them. Never send real funds\n\

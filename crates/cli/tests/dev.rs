@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use healthchain_fixtures::DevAccount;
 
 mod common;
-use common::free_port;
+use common::{block_number, dev_command, free_port};
 
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_healthchain"));
@@ -53,18 +53,7 @@ fn dev_keys_sign_for_funded_accounts() {
 fn dev_prints_the_accounts_serves_rpc_and_stops_on_sigint() {
     let dir = tempfile::tempdir().unwrap();
     let (http, ws) = (free_port(), free_port());
-    let mut child = bin()
-        .args([
-            "dev",
-            "--datadir",
-            dir.path().to_str().unwrap(),
-            "--rpc-http-addr",
-            &format!("127.0.0.1:{http}"),
-            "--rpc-ws-addr",
-            &format!("127.0.0.1:{ws}"),
-            "--block-period-ms",
-            "200",
-        ])
+    let mut child = dev_command(dir.path(), http, ws)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -103,28 +92,9 @@ fn dev_prints_the_accounts_serves_rpc_and_stops_on_sigint() {
     }
 
     // Blocks are sealed: the head moves.
-    let block_number = || -> Option<u64> {
-        let body = r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#;
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", http)).ok()?;
-        use std::io::{Read, Write};
-        write!(
-            stream,
-            "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let hex = response
-            .split("\"result\":\"0x")
-            .nth(1)?
-            .split('"')
-            .next()?;
-        u64::from_str_radix(hex, 16).ok()
-    };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if block_number().is_some_and(|n| n >= 2) {
+        if block_number(http).is_some_and(|n| n >= 2) {
             break;
         }
         assert!(Instant::now() < deadline, "dev chain sealed no blocks");
@@ -159,8 +129,8 @@ fn node_rejects_bad_config_files_clearly() {
         ("[rpc]\nhttp-adr = \"127.0.0.1:1\"\n", "http-adr"),
         ("[txpool]\nmin-gas-price = \"cheap\"\n", "min-gas-price"),
         (
-            "[rpc]\napis = [\"eth\", \"debug\"]\n[node]\ndatadir = \"d\"\n",
-            "debug",
+            "[rpc]\napis = [\"eth\", \"bogus\"]\n[node]\ndatadir = \"d\"\n",
+            "bogus",
         ),
         (
             "[node]\ngenesis = \"missing.json\"\ndatadir = \"d\"\n",

@@ -171,22 +171,7 @@ impl Net {
     }
 
     fn try_rpc(&self, i: usize, method: &str, params: Value) -> Option<Value> {
-        let body =
-            json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.nodes[i].rpc)).ok()?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .ok()?;
-        write!(
-            stream,
-            "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let json: Value = serde_json::from_str(response.split_once("\r\n\r\n")?.1).ok()?;
-        json.get("result").cloned()
+        common::rpc(self.nodes[i].rpc, method, params)
     }
 
     fn rpc(&self, i: usize, method: &str, params: Value) -> Value {

@@ -349,8 +349,8 @@ durability = \"sometimes\"",
         assert!(config.validate().is_err(), "no datadir");
         config.node.datadir = Some("/d".into());
         config.validate().unwrap();
-        config.rpc.apis.push("debug".into());
-        assert!(config.validate().unwrap_err().to_string().contains("debug"));
+        config.rpc.apis.push("bogus".into());
+        assert!(config.validate().unwrap_err().to_string().contains("bogus"));
         config.rpc.apis.pop();
         config.network.bootnodes = vec!["enode://1234@127.0.0.1:1".into()];
         assert!(

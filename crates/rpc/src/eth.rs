@@ -224,10 +224,15 @@ impl EthRpc {
         }
     }
 
+    /// The shared backend.
+    pub(crate) fn backend(&self) -> &RpcBackend {
+        &self.backend
+    }
+
     /// Runs `work` (EVM execution, trie walks, log scans) on tokio's blocking pool, at most
     /// `max-concurrent-heavy-calls` at a time: the async workers that answer every other
     /// request never run it, so one client's endless loop cannot stall the others.
-    async fn heavy<T, F>(&self, work: F) -> RpcResult<T>
+    pub(crate) async fn heavy<T, F>(&self, work: F) -> RpcResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Self) -> RpcResult<T> + Send + 'static,

@@ -3,13 +3,14 @@
 //!
 //! One jsonrpsee trait per namespace: [`eth::EthApiServer`], [`misc::NetApiServer`],
 //! [`misc::Web3ApiServer`], [`misc::TxpoolApiServer`], [`ibft::IbftApiServer`],
-//! [`misc::AdminApiServer`]. All of them read one shared
+//! [`misc::AdminApiServer`], [`debug::DebugApiServer`]. All of them read one shared
 //! [`RpcBackend`] (the store, chain config, pool and chain events); the node builds it and
 //! calls [`start`]. Semantics and error codes follow Besu (see `docs/rpc.md` for where we
 //! deliberately differ). Limits on request and response size, batch size, connections,
 //! filters and log ranges live in [`RpcConfig`].
 
 mod backend;
+pub mod debug;
 pub mod error;
 pub mod eth;
 mod fees;
@@ -34,13 +35,14 @@ use jsonrpsee::{core::traits::IdProvider, types::SubscriptionId};
 use serde::{Deserialize, Serialize};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::debug::{DebugApiServer, DebugRpc};
 use crate::eth::{EthApiServer, EthRpc};
 use crate::filters::FilterManager;
 use crate::ibft::{IbftApiServer, IbftRpc};
 use crate::misc::{AdminApiServer, MiscRpc, NetApiServer, TxpoolApiServer, Web3ApiServer};
 
 /// Namespaces this server can expose.
-pub const KNOWN_APIS: &[&str] = &["eth", "net", "web3", "txpool", "ibft", "admin"];
+pub const KNOWN_APIS: &[&str] = &["eth", "net", "web3", "txpool", "ibft", "admin", "debug"];
 
 /// JSON-RPC server settings (`[rpc]` in the node's config file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,7 +56,7 @@ pub struct RpcConfig {
     pub ws_enabled: bool,
     /// WebSocket listen address.
     pub ws_addr: SocketAddr,
-    /// Namespaces to expose (any of `eth`, `net`, `web3`, `txpool`, `ibft`, `admin`).
+    /// Namespaces to expose (any of `eth`, `net`, `web3`, `txpool`, `ibft`, `admin`, `debug`).
     pub apis: Vec<String>,
     /// Origins browsers may call from (`*` for any; empty: no CORS headers).
     pub cors_origins: Vec<String>,
@@ -96,7 +98,7 @@ impl Default for RpcConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8545)),
             ws_enabled: true,
             ws_addr: SocketAddr::from(([127, 0, 0, 1], 8546)),
-            apis: ["eth", "net", "web3", "txpool", "ibft", "admin"]
+            apis: ["eth", "net", "web3", "txpool", "ibft", "admin", "debug"]
                 .map(String::from)
                 .to_vec(),
             cors_origins: Vec::new(),
@@ -123,7 +125,7 @@ impl Default for RpcConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
     /// An unknown namespace in `apis`.
-    #[error("unknown RPC api {0:?}; known: eth, net, web3, txpool, ibft, admin")]
+    #[error("unknown RPC api {0:?}; known: eth, net, web3, txpool, ibft, admin, debug")]
     UnknownApi(String),
     /// A bad host allowlist entry.
     #[error("invalid host allowlist entry: {0}")]
@@ -243,15 +245,17 @@ pub fn module(backend: Arc<RpcBackend>) -> Result<RpcModule<()>, RpcError> {
     filters.spawn_pending_feed(&backend);
     let mut module = RpcModule::new(());
     let misc = MiscRpc::new(backend.clone());
+    let eth = EthRpc::new(backend.clone(), filters);
     for api in &backend.config.apis {
         // Method names never collide across namespaces, so merging cannot fail.
         let merged = match api.as_str() {
-            "eth" => module.merge(EthRpc::new(backend.clone(), filters.clone()).into_rpc()),
+            "eth" => module.merge(EthApiServer::into_rpc(eth.clone())),
             "net" => module.merge(NetApiServer::into_rpc(misc.clone())),
             "web3" => module.merge(Web3ApiServer::into_rpc(misc.clone())),
             "txpool" => module.merge(TxpoolApiServer::into_rpc(misc.clone())),
             "ibft" => module.merge(IbftRpc::new(backend.clone()).into_rpc()),
             "admin" => module.merge(AdminApiServer::into_rpc(misc.clone())),
+            "debug" => module.merge(DebugRpc::new(eth.clone()).into_rpc()),
             other => return Err(RpcError::UnknownApi(other.to_string())),
         };
         if let Err(err) = merged {

@@ -467,3 +467,50 @@ test("eth_getProof: account and storage proofs verify against the block's stateR
   assert.equal(BigInt(absent.balance), 0n);
   assert.equal(BigInt(absent.nonce), 0n);
 });
+
+test("debug_storageRangeAt: pages through storage as it was before a block", T, async () => {
+  const zero = "0x" + "00".repeat(32);
+  const pageAll = async (hash, max) => {
+    const seen = {};
+    let key = zero, pages = 0;
+    for (;;) {
+      const res = await rpc("debug_storageRangeAt", [hash, 0, address, key, max]);
+      assert.ok(Object.keys(res.storage).length <= max, `page of ${Object.keys(res.storage).length} > ${max}`);
+      for (const [hashed, entry] of Object.entries(res.storage)) {
+        assert.ok(!(hashed in seen), `slot ${hashed} on two pages`);
+        assert.equal(entry.key, null);
+        assert.equal(entry.value.length, 66, `32-byte value: ${entry.value}`);
+        seen[hashed] = entry.value;
+      }
+      pages++;
+      if (res.nextKey === null) return { seen, pages };
+      assert.ok(BigInt(res.nextKey) > BigInt(key), "nextKey moves forward");
+      key = res.nextKey;
+    }
+  };
+  // The state before the deployment block's transactions: no storage yet.
+  const deployBlock = await provider.getBlock(deployReceipt.blockNumber);
+  assert.deepEqual((await pageAll(deployBlock.hash, 16)).seen, {});
+
+  // Before the head block: the parent's state, the same whichever page size.
+  while ((await provider.getBlockNumber()) <= deployReceipt.blockNumber) await sleep(200);
+  const head = await provider.getBlock("latest");
+  const { seen: all, pages: one } = await pageAll(head.hash, 1024);
+  const { seen: single, pages } = await pageAll(head.hash, 1);
+  assert.equal(one, 1);
+  assert.deepEqual(single, all);
+  assert.equal(pages, Object.keys(all).length, "maxResult 1: one slot per page");
+  const countSlot = keccak256(zeroPadValue("0x00", 32));
+  assert.equal(BigInt(all[countSlot]), await contract.count({ blockTag: head.number - 1 }), "slot 0 is count");
+  for (const [hashed, value] of Object.entries(all)) assert.notEqual(BigInt(value), 0n, `zero slot ${hashed} listed`);
+
+  // Refusals: another txIndex, an unknown block, a start key longer than a hash.
+  for (const params of [
+    [head.hash, 1, address, zero, 10],
+    [zeroPadValue("0x01", 32), 0, address, zero, 10],
+    [head.hash, 0, address, "0x" + "00".repeat(33), 10],
+  ]) {
+    const err = await rpcError("debug_storageRangeAt", params);
+    assert.equal(err.code, -32602, `${JSON.stringify(params)}: ${JSON.stringify(err)}`);
+  }
+});

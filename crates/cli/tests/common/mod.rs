@@ -27,3 +27,53 @@ pub(crate) fn free_port() -> u16 {
         }
     }
 }
+
+/// The `result` of one JSON-RPC call to the node serving HTTP on `port`, or `None` while it
+/// does not answer (a raw request: the process tests need no HTTP client).
+#[allow(dead_code)] // not every test binary calls a node
+pub(crate) fn rpc(port: u16, method: &str, params: serde_json::Value) -> Option<serde_json::Value> {
+    use std::io::{Read, Write};
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let json: serde_json::Value = serde_json::from_str(response.split_once("\r\n\r\n")?.1).ok()?;
+    json.get("result").cloned()
+}
+
+/// `eth_blockNumber` of the node serving HTTP JSON-RPC on `port`.
+#[allow(dead_code)] // not every test binary polls a node
+pub(crate) fn block_number(port: u16) -> Option<u64> {
+    let v = rpc(port, "eth_blockNumber", serde_json::json!([]))?;
+    u64::from_str_radix(v.as_str()?.trim_start_matches("0x"), 16).ok()
+}
+
+/// `healthchain dev` in `datadir` with JSON-RPC on these loopback ports and 200 ms blocks.
+#[allow(dead_code)] // not every test binary runs a dev network
+pub(crate) fn dev_command(datadir: &std::path::Path, http: u16, ws: u16) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_healthchain"));
+    cmd.env("RUST_LOG", "info")
+        .env_remove("RUST_BACKTRACE")
+        .arg("dev")
+        .arg("--datadir")
+        .arg(datadir)
+        .args([
+            "--rpc-http-addr",
+            &format!("127.0.0.1:{http}"),
+            "--rpc-ws-addr",
+            &format!("127.0.0.1:{ws}"),
+            "--block-period-ms",
+            "200",
+        ]);
+    cmd
+}
