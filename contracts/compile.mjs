@@ -12,7 +12,15 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const SRC = path.join(here, "src");
 const OUT = path.join(here, "artifacts");
 /// The contracts that get deployed; the others are abstract bases and types.
-const DEPLOYABLE = ["HealthRegistry", "PatientRecord"];
+const DEPLOYABLE = [
+  "HealthRegistry",
+  "PatientRecord",
+  "Admin",
+  "AccountIngress",
+  "AccountRules",
+  "NodeIngress",
+  "NodeRules",
+];
 const EVM_VERSION = "cancun";
 const OPTIMIZER = { enabled: true, runs: 200 };
 

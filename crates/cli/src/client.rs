@@ -187,6 +187,17 @@ impl Client {
         Ok(u64::from_str_radix(ts.trim_start_matches("0x"), 16)?)
     }
 
+    /// [`Client::send`] to a contract, printing the mined transaction as the operator
+    /// commands report it.
+    pub(crate) async fn send_reported(&self, to: Address, data: Vec<u8>) -> anyhow::Result<Mined> {
+        let mined = self.send(Some(to), data.into()).await?;
+        println!(
+            "ok: tx {} in block {} ({} gas)",
+            mined.hash, mined.block, mined.gas_used
+        );
+        Ok(mined)
+    }
+
     /// Signs and sends a transaction to `to` (or a contract creation), waits until it is
     /// mined, and fails with the decoded revert reason when it reverts. A call that would
     /// revert is refused before anything is sent.

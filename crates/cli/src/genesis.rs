@@ -49,6 +49,24 @@ pub(crate) struct GenesisNewArgs {
     /// 0x…1002) with this account as the first ministry admin.
     #[arg(long, value_name = "ADDRESS")]
     pub(crate) health_admin: Option<Address>,
+    /// Pre-deploy the permissioning contracts (AccountIngress at 0x…8888, NodeIngress at
+    /// 0x…9999, their admin list and rules) with this account as an admin (repeatable);
+    /// the generated configs then enforce the on-chain account and node rules. Admins may
+    /// transact; so may the `--permit-account` accounts and, with `--dev-accounts`, the
+    /// development accounts.
+    #[arg(long = "permissioning-admin", value_name = "ADDRESS")]
+    pub(crate) permissioning_admins: Vec<Address>,
+    /// An account the genesis account rules let transact (repeatable).
+    #[arg(
+        long = "permit-account",
+        value_name = "ADDRESS",
+        requires = "permissioning_admins"
+    )]
+    pub(crate) permit_accounts: Vec<Address>,
+    /// Which generated nodes the genesis node rules list: `all`, or `validators` (followers
+    /// then need an admin's `addEnode` before they can peer).
+    #[arg(long, default_value = "all", value_parser = ["all", "validators"], requires = "permissioning_admins")]
+    pub(crate) permit_nodes: String,
     /// JSON-RPC HTTP port of node 0; node i uses base + 2i (WebSocket: + 1).
     #[arg(long, default_value_t = 8545)]
     pub(crate) rpc_base_port: u16,
@@ -166,6 +184,44 @@ pub(crate) fn new(args: &GenesisNewArgs) -> anyhow::Result<()> {
     if let Some(admin) = args.health_admin {
         crate::add_health_contracts(&mut genesis, admin)?;
     }
+    let permissioned = !args.permissioning_admins.is_empty();
+    if permissioned {
+        let listed = if args.permit_nodes == "all" {
+            nodes
+        } else {
+            args.validators
+        };
+        let nodes = keys[..listed]
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                Ok(healthchain_contracts::permissioning::PermissionedNode {
+                    id: alloy_primitives::hex::encode(key.public_key()),
+                    host: "127.0.0.1".into(),
+                    port: port(args.p2p_base_port, i)?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut accounts = args.permissioning_admins.clone();
+        accounts.extend(&args.permit_accounts);
+        if args.dev_accounts {
+            accounts.extend(crate::dev_keys()?.accounts.iter().map(|k| k.address));
+        }
+        accounts.extend(args.health_admin);
+        accounts.sort();
+        accounts.dedup();
+        let initial = healthchain_contracts::permissioning::PermissioningGenesis {
+            admins: args.permissioning_admins.clone(),
+            accounts,
+            nodes,
+        };
+        crate::add_permissioning_contracts(&mut genesis, &initial)?;
+    }
+    let permissions_section = if permissioned {
+        "[permissions]\n# The genesis holds the permissioning contracts: enforce them.\naccounts-contract-enabled = true\nnodes-contract-enabled = true\n\n"
+    } else {
+        ""
+    };
     let genesis_text = serde_json::to_string_pretty(&genesis)?;
     // The file must be one this node accepts.
     healthchain_node::GenesisFile::parse(genesis_text.clone(), Path::new("genesis.json"))?;
@@ -222,7 +278,7 @@ pub(crate) fn new(args: &GenesisNewArgs) -> anyhow::Result<()> {
              [rpc]\nhttp-addr = \"127.0.0.1:{rpc}\"\nws-addr = \"127.0.0.1:{ws}\"\n\n\
              [txpool]\n# The genesis sets zeroBaseFee: free gas.\nmin-gas-price = 0\n\n\
              [network]\nlisten-addr = \"127.0.0.1:{p2p}\"\nstatic-peers = [\n{peers}\n]\n\n\
-             [metrics]\nenabled = true\naddr = \"127.0.0.1:{metrics}\"\n",
+             {permissions_section}[metrics]\nenabled = true\naddr = \"127.0.0.1:{metrics}\"\n",
             address = key.address(),
             enode = enodes[i],
             p2p = port(args.p2p_base_port, i)?,
@@ -252,6 +308,19 @@ pub(crate) fn new(args: &GenesisNewArgs) -> anyhow::Result<()> {
             "\nHealth contracts in genesis (ministry admin {admin}):\n  HealthRegistry {}\n  PatientRecord  {}",
             healthchain_contracts::REGISTRY_ADDRESS,
             healthchain_contracts::RECORDS_ADDRESS
+        )?;
+    }
+    if permissioned {
+        writeln!(
+            summary,
+            "\nPermissioning contracts in genesis (admins {}):\n  AccountIngress {}\n  NodeIngress    {}",
+            args.permissioning_admins
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            healthchain_contracts::permissioning::ACCOUNT_INGRESS_ADDRESS,
+            healthchain_contracts::permissioning::NODE_INGRESS_ADDRESS,
         )?;
     }
     writeln!(

@@ -419,17 +419,7 @@ pub(crate) fn health(args: &HealthArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let client = Client::connect(&args.rpc).await?;
         let (registry, records) = resolve(&client, &args.contracts).await?;
-        let send = |to: Address, data: Vec<u8>| {
-            let client = &client;
-            async move {
-                let mined = client.send(Some(to), data.into()).await?;
-                println!(
-                    "ok: tx {} in block {} ({} gas)",
-                    mined.hash, mined.block, mined.gas_used
-                );
-                anyhow::Ok(mined)
-            }
-        };
+        let send = |to: Address, data: Vec<u8>| client.send_reported(to, data);
         match &args.command {
             HealthCommand::Register {
                 role,
@@ -1034,7 +1024,7 @@ pub(crate) fn decode_revert(data: &[u8]) -> String {
     format!("reverted with data {}", Bytes::copy_from_slice(data))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

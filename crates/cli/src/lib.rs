@@ -9,13 +9,14 @@ mod commands;
 mod genesis;
 mod health;
 mod node;
+mod permissions;
 mod rlp;
 
 pub use chain::Chain;
 pub use healthchain_node::DataDir;
 pub use node::{
-    DevArgs, DevKey, DevKeys, NodeArgs, add_health_contracts, dev_admin, dev_genesis, dev_keys,
-    genesis_admin_ref, key_matches,
+    DevArgs, DevKey, DevKeys, NodeArgs, add_health_contracts, add_permissioning_contracts,
+    dev_admin, dev_genesis, dev_keys, dev_permissioning, genesis_admin_ref, key_matches,
 };
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -118,6 +119,9 @@ enum Command {
     /// Health operator workflows: register, grant and revoke consent, admit, add records,
     /// request access, record history, audit trail.
     Health(health::HealthArgs),
+    /// On-chain permissioning admin: list, add and remove the accounts that may transact,
+    /// the nodes that may connect, and the admins.
+    Permissions(permissions::PermissionsArgs),
     /// Genesis extraData, as `besu rlp encode|decode` (JSON list of validators ⇄ hex).
     Rlp {
         #[command(subcommand)]
@@ -238,6 +242,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         } => genesis::new(&args),
         Command::Deploy(args) => health::deploy(&args),
         Command::Health(args) => health::health(&args),
+        Command::Permissions(args) => permissions::permissions(&args),
         Command::Rlp {
             command: RlpCommand::Encode(args),
         } => rlp::encode(args.from.as_deref(), args.to.as_deref(), args.kind),

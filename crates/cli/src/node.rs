@@ -152,6 +152,24 @@ pub fn add_health_contracts(
     };
     let contracts =
         healthchain_contracts::predeploy_alloc_json(admin, genesis_admin_ref(admin), timestamp)?;
+    insert_alloc(genesis, contracts)
+}
+
+/// Adds the permissioning contracts (the ingress contracts at 0x…8888 and 0x…9999, their
+/// admin list and rules) with their initial admins, accounts and nodes to a genesis JSON's
+/// `alloc`; an address already allocated there is an error.
+pub fn add_permissioning_contracts(
+    genesis: &mut serde_json::Value,
+    initial: &healthchain_contracts::permissioning::PermissioningGenesis,
+) -> anyhow::Result<()> {
+    let contracts = healthchain_contracts::permissioning::permissioning_alloc_json(initial)?;
+    insert_alloc(genesis, contracts)
+}
+
+fn insert_alloc(
+    genesis: &mut serde_json::Value,
+    accounts: serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<()> {
     let alloc = genesis
         .as_object_mut()
         .context("genesis is not a JSON object")?
@@ -159,7 +177,7 @@ pub fn add_health_contracts(
         .or_insert_with(|| serde_json::json!({}))
         .as_object_mut()
         .context("genesis alloc is not an object")?;
-    for (address, account) in contracts {
+    for (address, account) in accounts {
         let taken = alloc.keys().any(|k| {
             k.eq_ignore_ascii_case(&address)
                 || k.eq_ignore_ascii_case(address.trim_start_matches("0x"))
@@ -171,9 +189,44 @@ pub fn add_health_contracts(
 }
 
 /// The compiled-in development genesis, with the health contracts pre-deployed (ministry
-/// admin: Account #0).
+/// admin: Account #0) and permissioning for validators listening on 127.0.0.1 from
+/// [`DEV_P2P_PORT`].
 pub fn dev_genesis() -> anyhow::Result<GenesisFile> {
-    dev_genesis_with_period(None)
+    dev_genesis_with(None, DEV_P2P_PORT)
+}
+
+/// Validator 0's p2p port in `healthchain dev`; validator i listens on this + i.
+pub(crate) const DEV_P2P_PORT: u16 = 30303;
+
+/// The development chain's initial permissions: Account #0 administers them; the 20
+/// development accounts may transact; the four validators at 127.0.0.1, p2p ports from
+/// `p2p_port`, may connect.
+pub fn dev_permissioning(
+    p2p_port: u16,
+) -> anyhow::Result<healthchain_contracts::permissioning::PermissioningGenesis> {
+    let keys = dev_keys()?;
+    let nodes = keys
+        .validators
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let key = healthchain_node::key_from_hex(&v.private_key)
+                .context("genesis/dev-keys.json: bad validator key")?;
+            let id = alloy_primitives::hex::encode(key.public_key());
+            let port = u16::try_from(usize::from(p2p_port) + i)
+                .context("--p2p-port too high for four validators")?;
+            Ok(healthchain_contracts::permissioning::PermissionedNode {
+                id,
+                host: "127.0.0.1".into(),
+                port,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(healthchain_contracts::permissioning::PermissioningGenesis {
+        admins: vec![dev_admin()?],
+        accounts: keys.accounts.iter().map(|k| k.address).collect(),
+        nodes,
+    })
 }
 
 /// Options of `healthchain dev`.
@@ -196,10 +249,15 @@ pub struct DevArgs {
     /// Metrics address of the first validator (off by default).
     #[arg(long)]
     pub metrics_addr: Option<SocketAddr>,
+    /// P2P port of validator 0 on 127.0.0.1; validator i uses this + i (the genesis node
+    /// rules list exactly these).
+    #[arg(long, default_value_t = DEV_P2P_PORT)]
+    pub p2p_port: u16,
 }
 
-/// The dev genesis with a millisecond block period, if asked for.
-fn dev_genesis_with_period(block_period_ms: Option<u64>) -> anyhow::Result<GenesisFile> {
+/// The dev genesis with a millisecond block period, if asked for, and the node rules for
+/// validators listening from `p2p_port`.
+fn dev_genesis_with(block_period_ms: Option<u64>, p2p_port: u16) -> anyhow::Result<GenesisFile> {
     let mut json: serde_json::Value =
         serde_json::from_str(DEV_GENESIS).context("genesis/dev.json")?;
     if let Some(ms) = block_period_ms {
@@ -207,6 +265,7 @@ fn dev_genesis_with_period(block_period_ms: Option<u64>) -> anyhow::Result<Genes
         json["config"]["ibft2"]["xblockperiodmilliseconds"] = serde_json::json!(ms);
     }
     add_health_contracts(&mut json, dev_admin()?)?;
+    add_permissioning_contracts(&mut json, &dev_permissioning(p2p_port)?)?;
     Ok(GenesisFile::parse(
         serde_json::to_string_pretty(&json)?,
         Path::new("genesis/dev.json"),
@@ -217,7 +276,7 @@ fn dev_genesis_with_period(block_period_ms: Option<u64>) -> anyhow::Result<Genes
 /// libp2p on loopback; JSON-RPC on the first.
 pub(crate) fn dev(args: &DevArgs) -> anyhow::Result<()> {
     let keys = dev_keys()?;
-    let genesis = dev_genesis_with_period(args.block_period_ms)?;
+    let genesis = dev_genesis_with(args.block_period_ms, args.p2p_port)?;
     let (root, temp) = match &args.datadir {
         Some(dir) => (dir.clone(), None),
         None => {
@@ -246,7 +305,12 @@ pub(crate) fn dev(args: &DevArgs) -> anyhow::Result<()> {
             config.node.datadir = Some(datadir);
             config.node.key_file = Some(key_file);
             config.txpool.min_gas_price = 0;
-            config.network.listen_addr = "127.0.0.1:0".parse()?;
+            let p2p_port = u16::try_from(usize::from(args.p2p_port) + i)
+                .context("--p2p-port too high for four validators")?;
+            config.network.listen_addr = std::net::SocketAddr::from(([127, 0, 0, 1], p2p_port));
+            // Permissioned as a consortium chain would be: the genesis rules list the
+            // development accounts and these four nodes.
+            config.permissions = healthchain_node::PermissionsConfig::onchain();
             // Each validator dials the ones started before it: a full mesh.
             config.network.bootnodes = nodes.iter().filter_map(|n| n.enode.clone()).collect();
             if i == 0 {
@@ -323,6 +387,20 @@ fn print_banner(nodes: &[NodeHandle], chain_id: u64, keys: &DevKeys) {
         healthchain_contracts::REGISTRY_ADDRESS,
         healthchain_contracts::RECORDS_ADDRESS
     ));
+    {
+        use healthchain_contracts::permissioning as perm;
+        out.push_str(&format!(
+            "\nPermissioning (enforced; admin: Account #0; the accounts below and these four nodes\n\
+             are allowed, others need an admin's addAccount / addEnode)\n  \
+             AccountIngress: {}  AccountRules: {}\n  NodeIngress:    {}  NodeRules:    {}\n  \
+             Admin:          {}\n",
+            perm::ACCOUNT_INGRESS_ADDRESS,
+            perm::ACCOUNT_RULES_ADDRESS,
+            perm::NODE_INGRESS_ADDRESS,
+            perm::NODE_RULES_ADDRESS,
+            perm::PERMISSIONING_ADMIN_ADDRESS,
+        ));
+    }
     out.push_str("\nAccounts\n========\n\n");
     out.push_str(
         "WARNING: These are PUBLIC TEST KEYS. Anyone can sign with them. Never send real funds\n\

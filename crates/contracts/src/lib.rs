@@ -1,18 +1,27 @@
-//! The health contracts as the node, the command line and the tests see them: the compiled
+//! HealthChain's contracts as the node, the command line and the tests see them: the compiled
 //! artifacts under `contracts/artifacts/` (built by `scripts/compile` with the pinned solc-js),
 //! alloy `sol!` bindings generated from their ABIs, the record [`Kind`]s and [`Role`]s with
-//! their command-line names, and the genesis pre-deployment that puts both contracts in a
-//! chain's first state ([`predeploy`]).
+//! their command-line names, and the genesis pre-deployment that puts the contracts in a
+//! chain's first state ([`predeploy`], [`permissioning_predeploy`]).
 //!
-//! Two contracts are deployed: [`HealthRegistry`] (the role registry with the paper's
+//! Two health contracts are deployed: [`HealthRegistry`] (the role registry with the paper's
 //! `Doctor`, `DiagnosticCenter` and `Patient` functions) and [`PatientRecord`] (records,
 //! consent, admissions and regulator access requests), which reads roles from the registry.
-//! See `docs/contracts.md`.
+//! Five more implement on-chain permissioning with Besu's interfaces ([`permissioning`]):
+//! [`NodeIngress`] and [`AccountIngress`] at the fixed addresses nodes consult, the
+//! replaceable [`NodeRules`] and [`AccountRules`] lists behind them, and the shared
+//! [`Admin`] list; [`permissioning_predeploy`] puts them in genesis. See `docs/contracts.md`.
 
 mod kinds;
+pub mod permissioning;
 mod predeploy;
 
 pub use kinds::{ALL_KINDS, Kind, ParseError, Role, kinds_mask, kinds_of_mask};
+pub use permissioning::{
+    ACCOUNT_INGRESS_ADDRESS, ACCOUNT_RULES_ADDRESS, AccountIngress, AccountRules, Admin,
+    NODE_INGRESS_ADDRESS, NODE_RULES_ADDRESS, NodeIngress, NodeRules, PERMISSIONING_ADMIN_ADDRESS,
+    PermissionedNode, PermissioningGenesis, permissioning_alloc_json, permissioning_predeploy,
+};
 pub use predeploy::{
     PredeployError, PredeployedAccount, RECORDS_ADDRESS, REGISTRY_ADDRESS, predeploy,
     predeploy_alloc_json,
@@ -67,6 +76,11 @@ pub struct ArtifactError {
 
 const REGISTRY_JSON: &str = include_str!("../../../contracts/artifacts/HealthRegistry.json");
 const RECORDS_JSON: &str = include_str!("../../../contracts/artifacts/PatientRecord.json");
+const ADMIN_JSON: &str = include_str!("../../../contracts/artifacts/Admin.json");
+const ACCOUNT_INGRESS_JSON: &str = include_str!("../../../contracts/artifacts/AccountIngress.json");
+const ACCOUNT_RULES_JSON: &str = include_str!("../../../contracts/artifacts/AccountRules.json");
+const NODE_INGRESS_JSON: &str = include_str!("../../../contracts/artifacts/NodeIngress.json");
+const NODE_RULES_JSON: &str = include_str!("../../../contracts/artifacts/NodeRules.json");
 
 impl Artifact {
     /// The `HealthRegistry` artifact.
@@ -77,6 +91,44 @@ impl Artifact {
     /// The `PatientRecord` artifact.
     pub fn records() -> Result<Self, ArtifactError> {
         Self::parse("PatientRecord", RECORDS_JSON)
+    }
+
+    /// The permissioning `Admin` artifact.
+    pub fn admin() -> Result<Self, ArtifactError> {
+        Self::parse("Admin", ADMIN_JSON)
+    }
+
+    /// The `AccountIngress` artifact.
+    pub fn account_ingress() -> Result<Self, ArtifactError> {
+        Self::parse("AccountIngress", ACCOUNT_INGRESS_JSON)
+    }
+
+    /// The `AccountRules` artifact.
+    pub fn account_rules() -> Result<Self, ArtifactError> {
+        Self::parse("AccountRules", ACCOUNT_RULES_JSON)
+    }
+
+    /// The `NodeIngress` artifact.
+    pub fn node_ingress() -> Result<Self, ArtifactError> {
+        Self::parse("NodeIngress", NODE_INGRESS_JSON)
+    }
+
+    /// The `NodeRules` artifact.
+    pub fn node_rules() -> Result<Self, ArtifactError> {
+        Self::parse("NodeRules", NODE_RULES_JSON)
+    }
+
+    /// Every deployable contract's artifact, in `contracts/compile.mjs`'s order.
+    pub fn all() -> Result<Vec<Self>, ArtifactError> {
+        Ok(vec![
+            Self::registry()?,
+            Self::records()?,
+            Self::admin()?,
+            Self::account_ingress()?,
+            Self::account_rules()?,
+            Self::node_ingress()?,
+            Self::node_rules()?,
+        ])
     }
 
     fn parse(name: &'static str, text: &str) -> Result<Self, ArtifactError> {

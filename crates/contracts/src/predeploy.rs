@@ -1,4 +1,4 @@
-//! Genesis pre-deployment: runs both constructors in revm on an empty state and returns the
+//! Genesis pre-deployment: runs constructors in revm on an empty state and returns the
 //! runtime code and storage to place at fixed addresses in a genesis `alloc`, so a chain
 //! starts with the contracts in place (no deployment transaction, same addresses on every
 //! network built this way).
@@ -53,6 +53,31 @@ pub enum PredeployError {
     /// The admin address is zero or its identity commitment is zero.
     #[error("the ministry admin address and its identity commitment must be non-zero")]
     ZeroAdmin,
+    /// Permissioning needs at least one admin.
+    #[error("permissioning needs at least one admin")]
+    NoPermissioningAdmins,
+    /// A permissioning admin or allowed account is the zero address.
+    #[error("a permissioning {list} entry is the zero address")]
+    ZeroAddress {
+        /// `admins` or `accounts`.
+        list: &'static str,
+    },
+    /// A node id is not 128 lowercase hex characters.
+    #[error("enode id {id:?} is not 128 lowercase hex characters (no 0x)")]
+    InvalidEnodeId {
+        /// The id given.
+        id: String,
+    },
+    /// A node's host is empty or its port is 0.
+    #[error("node {id}: host must be non-empty and port non-zero (got {host:?}:{port})")]
+    InvalidNodeAddress {
+        /// The node id.
+        id: String,
+        /// The host given.
+        host: String,
+        /// The port given.
+        port: u16,
+    },
 }
 
 /// Both contracts as genesis accounts: the registry with `admin` as its first ministry
@@ -91,8 +116,15 @@ pub fn predeploy_alloc_json(
     admin_ref: B256,
     timestamp: u64,
 ) -> Result<serde_json::Map<String, serde_json::Value>, PredeployError> {
+    Ok(alloc_json(&predeploy(admin, admin_ref, timestamp)?))
+}
+
+/// Genesis `alloc` entries for pre-deployed accounts.
+pub(crate) fn alloc_json(
+    accounts: &[PredeployedAccount],
+) -> serde_json::Map<String, serde_json::Value> {
     let mut alloc = serde_json::Map::new();
-    for account in predeploy(admin, admin_ref, timestamp)? {
+    for account in accounts {
         let storage: serde_json::Map<String, serde_json::Value> = account
             .storage
             .iter()
@@ -113,10 +145,12 @@ pub fn predeploy_alloc_json(
             }),
         );
     }
-    Ok(alloc)
+    alloc
 }
 
-fn construct(
+/// Runs `artifact`'s constructor with ABI-encoded `args` on an empty state and returns the
+/// created account as if it lived at `at`.
+pub(crate) fn construct(
     artifact: &Artifact,
     at: Address,
     args: &[u8],

@@ -11,7 +11,9 @@ use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, B256, U256};
 use healthchain_chainspec::ChainConfig;
 use healthchain_evm::TransactionSource;
-use healthchain_evm::{BlockTemplate, block_hash, build_block_from, execute_block};
+use healthchain_evm::{
+    BlockError, BlockTemplate, block_hash, build_block_from, execute_recovered, recover_senders,
+};
 use healthchain_ibft::{
     validation::{check_commit_seals, check_header},
     votes::{VoteProposer, VoteTally},
@@ -22,7 +24,7 @@ use healthchain_primitives::{
     ibft::{IBFT_MIX_HASH, IbftExtraData},
 };
 use healthchain_storage_api::{BlockBatch, ChainStore, VoteStore};
-use healthchain_txpool::SharedPool;
+use healthchain_txpool::{CheckPoint, SharedPool};
 use parking_lot::Mutex;
 
 use crate::{EngineError, tally::ValidatorSets};
@@ -214,9 +216,34 @@ impl Chain {
                 block.header.timestamp
             )));
         }
-        let batch = execute_block(&self.config, self.store.as_ref(), block)?;
+        let batch = self.execute(block)?;
         self.cache(batch);
         Ok(())
+    }
+
+    /// Executes `block` on the head after checking every sender against the on-chain
+    /// account rules at the head's state (the block's parent: blocks extend the head only).
+    /// This is consensus-critical: a proposal with a sender the rules refuse is invalid.
+    fn execute(&self, block: Block) -> Result<BlockBatch, EngineError> {
+        let recovered = recover_senders(&self.config, block)?;
+        if let Some(filter) = self.pool.filter() {
+            let txs = &recovered.block.body.transactions;
+            for (index, (tx, sender)) in txs.iter().zip(&recovered.senders).enumerate() {
+                if !filter.permitted(tx, *sender, CheckPoint::BlockImport) {
+                    return Err(BlockError::InvalidTransaction {
+                        index,
+                        hash: *tx.tx_hash(),
+                        reason: format!("sender {sender} is not permitted by the account rules"),
+                    }
+                    .into());
+                }
+            }
+        }
+        Ok(execute_recovered(
+            &self.config,
+            self.store.as_ref(),
+            recovered,
+        )?)
     }
 
     /// Imports a sealed block on the head: IBFT header rules and commit seals against the
@@ -242,7 +269,7 @@ impl Chain {
                 batch.header = block.header.clone();
                 batch
             }
-            None => execute_block(&self.config, self.store.as_ref(), block)?,
+            None => self.execute(block)?,
         };
         let header = batch.header.clone();
         let changed: Vec<Address> = batch.state.accounts.iter().map(|(a, _)| *a).collect();

@@ -85,6 +85,9 @@ pub struct EngineMetrics {
     pub highest_seen: AtomicU64,
     /// The head when the current sync began (0: not syncing).
     pub sync_start: AtomicU64,
+    /// Set once a sync round found at least one peer and none ahead: the node has been in
+    /// sync (node permissioning lets only bootnodes and static peers in before that).
+    pub synced_once: std::sync::atomic::AtomicBool,
     /// Proposal-to-commit times: count, sum and the last one, in milliseconds.
     pub commit_count: AtomicU64,
     /// Sum of proposal-to-commit times, ms.

@@ -152,6 +152,9 @@ impl<S: BlockReader + ?Sized + Send + Sync + 'static> Syncer<S> {
         self.metrics.highest_seen.store(highest, Ordering::Relaxed);
         if highest <= head {
             self.metrics.sync_start.store(0, Ordering::Relaxed);
+            if !peers.is_empty() {
+                self.metrics.synced_once.store(true, Ordering::Relaxed);
+            }
             return false;
         }
         if self.metrics.sync_start.load(Ordering::Relaxed) == 0 {

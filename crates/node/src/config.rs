@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use alloy_primitives::U256;
 use healthchain_network::NetworkConfig;
+use healthchain_permissioning::PermissionsConfig;
 use healthchain_rpc::RpcConfig;
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,8 @@ pub struct NodeConfig {
     pub consensus: ConsensusConfig,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
+    /// Node and account permissioning (local allowlists and on-chain rules).
+    pub permissions: PermissionsConfig,
 }
 
 /// `[node]`: where the data lives and which chain it is.
@@ -189,6 +192,9 @@ impl NodeConfig {
         resolve(&mut config.node.datadir);
         resolve(&mut config.node.genesis);
         resolve(&mut config.node.key_file);
+        resolve(&mut config.permissions.config_file);
+        resolve(&mut config.rpc.authentication_jwt_secret_file);
+        resolve(&mut config.rpc.authentication_jwt_public_key_file);
         Ok(config)
     }
 
@@ -384,11 +390,21 @@ durability = \"sometimes\"",
         let path = dir.path().join("node.toml");
         std::fs::write(
             &path,
-            "[node]\ndatadir = \"data\"\ngenesis = \"/abs/g.json\"",
+            "[node]\ndatadir = \"data\"\ngenesis = \"/abs/g.json\"\n\
+             [rpc]\nauthentication-jwt-secret-file = \"jwt.hex\"\n\
+             [permissions]\nconfig-file = \"perms.toml\"",
         )
         .unwrap();
         let config = NodeConfig::load(&path).unwrap();
         assert_eq!(config.node.datadir, Some(dir.path().join("data")));
         assert_eq!(config.node.genesis, Some(PathBuf::from("/abs/g.json")));
+        assert_eq!(
+            config.rpc.authentication_jwt_secret_file,
+            Some(dir.path().join("jwt.hex"))
+        );
+        assert_eq!(
+            config.permissions.config_file,
+            Some(dir.path().join("perms.toml"))
+        );
     }
 }

@@ -9,6 +9,7 @@ mod config;
 mod datadir;
 mod key;
 mod metrics;
+mod permissions;
 mod wiring;
 
 use std::net::SocketAddr;
@@ -20,9 +21,9 @@ use alloy_primitives::{Address, B256};
 use healthchain_chainspec::ChainConfig;
 use healthchain_engine::{Chain, EngineHandle};
 use healthchain_ibft::{BlockPeriod, IbftConfig};
-use healthchain_network::{AllowAll, NetworkHandle};
+use healthchain_network::{AllowAll, ConnectionGate, NetworkHandle};
 use healthchain_rpc::{ChainEvents, RpcBackend, RpcServerHandle};
-use healthchain_storage_api::StorageError;
+use healthchain_storage_api::{ChainStore, StorageError};
 use healthchain_storage_mdbx::{DatabaseConfig, Durability, MdbxStore};
 use healthchain_txpool::SharedPool;
 
@@ -31,7 +32,9 @@ pub use config::{
     StorageConfig, TxPoolConfig,
 };
 pub use datadir::{DataDir, GenesisError, GenesisFile, init_genesis, load_genesis};
+pub use healthchain_permissioning::PermissionsConfig;
 pub use key::{NodeKeyError, key_from_hex, load_key, random_key, write_key};
+pub use permissions::PERMISSIONS_FILE;
 
 /// `web3_clientVersion`: name, version and platform, as other clients report them.
 pub fn client_version() -> String {
@@ -195,12 +198,30 @@ pub async fn launch(
         .into());
     }
 
-    let pool = Arc::new(SharedPool::new(
-        pool_config(&config.txpool, &chain),
-        store.as_ref(),
-        &chain,
-    )?);
+    let permissions = permissions::build(
+        &config.permissions,
+        datadir.path(),
+        &config.network,
+        store.clone() as Arc<dyn ChainStore>,
+        chain.clone(),
+    )?;
+    let mut pool = SharedPool::new(pool_config(&config.txpool, &chain), store.as_ref(), &chain)?;
+    if let Some(permissions) = permissions.as_ref().filter(|p| p.checks_accounts()) {
+        pool = pool.with_filter(permissions.clone());
+    }
+    let pool = Arc::new(pool);
     let events = ChainEvents::new(1024);
+    let gate = match permissions.as_ref().filter(|p| p.checks_nodes()) {
+        Some(permissions) => Some(Arc::new(permissions::PermissionGate {
+            permissions: permissions.clone(),
+            fixed: permissions::fixed_nodes(&config.network)?
+                .into_iter()
+                .map(|(node, _)| node)
+                .collect(),
+            metrics: std::sync::OnceLock::new(),
+        })),
+        None => None,
+    };
 
     let network = if config.network.enabled {
         let tag = format!("{:x}", genesis_hash)
@@ -208,9 +229,12 @@ pub async fn launch(
             .take(16)
             .collect::<String>();
         let secret: [u8; 32] = key.secret_bytes().0;
+        let gate: Arc<dyn ConnectionGate> = match &gate {
+            Some(gate) => gate.clone(),
+            None => Arc::new(AllowAll),
+        };
         let (handle, network_events) =
-            healthchain_network::start(config.network.clone(), &secret, &tag, Arc::new(AllowAll))
-                .await?;
+            healthchain_network::start(config.network.clone(), &secret, &tag, gate).await?;
         Some((handle, network_events))
     } else {
         None
@@ -224,6 +248,8 @@ pub async fn launch(
             pool.clone(),
             Arc::new(wiring::Observer {
                 events: events.clone(),
+                // Besu re-checks live connections after every block.
+                recheck: network_handle.clone().filter(|_| gate.is_some()),
             }),
         )
         .with_max_message_bytes(config.network.max_message_bytes),
@@ -235,6 +261,15 @@ pub async fn launch(
         network_handle.clone(),
         genesis_hash,
     );
+    if let Some(gate) = &gate {
+        let _ = gate.metrics.set(engine.metrics.clone());
+    }
+    if let (Some(local), Some(network)) = (
+        permissions.as_ref().and_then(|p| p.local()),
+        network_handle.clone(),
+    ) {
+        local.set_on_nodes_changed(Box::new(move || network.recheck()));
+    }
 
     let mut tasks = Vec::new();
     if let Some((handle, network_events)) = network {
@@ -262,17 +297,20 @@ pub async fn launch(
             net.publish(healthchain_network::Topic::Transactions, raw.to_vec())
         }) as healthchain_rpc::TxGossip
     });
-    let backend = Arc::new(RpcBackend {
-        store: store.clone(),
-        chain: chain.clone(),
-        pool: pool.clone(),
-        events,
-        config: config.rpc.clone(),
-        node: status.clone(),
-        tx_gossip,
-        votes: Some(engine.votes.clone()),
-        client_version: client_version(),
-    });
+    let backend = Arc::new(
+        RpcBackend {
+            store: store.clone(),
+            chain: chain.clone(),
+            pool: pool.clone(),
+            events,
+            config: config.rpc.clone(),
+            node: status.clone(),
+            tx_gossip,
+            votes: Some(engine.votes.clone()),
+            client_version: client_version(),
+        }
+        .with_permissions(permissions.as_ref().and_then(|p| p.local().cloned())),
+    );
     let rpc = healthchain_rpc::start(backend).await?;
     if let Some(addr) = rpc.http_addr {
         tracing::info!(%addr, "JSON-RPC over HTTP");

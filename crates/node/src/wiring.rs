@@ -16,10 +16,15 @@ use tokio::sync::mpsc;
 /// Sends committed blocks and newly pending transactions to RPC subscribers and filters.
 pub(crate) struct Observer {
     pub(crate) events: ChainEvents,
+    /// Re-check live connections against node permissioning after each block.
+    pub(crate) recheck: Option<NetworkHandle>,
 }
 
 impl ChainObserver for Observer {
     fn on_block(&self, batch: &BlockBatch, promoted: &[B256]) {
+        if let Some(network) = &self.recheck {
+            network.recheck();
+        }
         // Nobody listening is fine.
         let _ = self.events.blocks.send(Arc::new(NewBlock::from(batch)));
         for hash in promoted {

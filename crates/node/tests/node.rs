@@ -1,8 +1,7 @@
 //! A real node on loopback ports: transactions go in over JSON-RPC, sealed blocks come out,
 //! bad requests get Besu's errors and the node keeps serving, restarts keep the chain.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use alloy_eips::eip2718::Encodable2718;
@@ -11,62 +10,18 @@ use healthchain_fixtures::DevAccount;
 use healthchain_node::{GenesisFile, NodeConfig, NodeHandle, launch};
 use serde_json::{Value, json};
 
-/// Most time any wait in these tests may take.
-const WAIT: Duration = Duration::from_secs(30);
-
-/// The fixture chain with 100 ms blocks; its one validator is the fixtures' validator.
-fn genesis() -> GenesisFile {
-    GenesisFile::parse(
-        healthchain_fixtures::genesis_json_with_period_ms(8, 100),
-        std::path::Path::new("fixtures"),
-    )
-    .unwrap()
-}
+mod common;
+use common::{WAIT, blocking, genesis, post_raw};
 
 fn config(datadir: &std::path::Path) -> NodeConfig {
-    let mut config = NodeConfig::default();
-    config.node.datadir = Some(datadir.to_path_buf());
-    config.rpc.http_addr = "127.0.0.1:0".parse().unwrap();
-    config.rpc.ws_addr = "127.0.0.1:0".parse().unwrap();
+    let mut config = common::config(datadir);
     config.txpool.min_gas_price = 0;
-    let key = datadir.join("validator.key");
-    std::fs::create_dir_all(datadir).unwrap();
-    std::fs::write(&key, healthchain_fixtures::validator().secret_hex()).unwrap();
-    config.node.key_file = Some(key);
-    // A single validator needs no peers.
-    config.network.enabled = false;
     config
-}
-
-/// Posts raw bytes to the HTTP endpoint; returns the status code and body.
-fn post_raw(addr: SocketAddr, body: &[u8]) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    write!(
-        stream,
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    // The server may answer (413) and close before reading an oversized body.
-    let _ = stream.write_all(body);
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
 }
 
 fn rpc(addr: SocketAddr, method: &str, params: Value) -> Value {
     let request = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let (status, body) = post_raw(addr, request.to_string().as_bytes());
+    let (status, body) = post_raw(addr, "", request.to_string().as_bytes());
     assert_eq!(status, 200, "{method}: HTTP {status}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method}: {e}: {body}"))
 }
@@ -94,11 +49,6 @@ async fn start(datadir: &std::path::Path) -> (NodeHandle, SocketAddr) {
     let node = launch(config(datadir), Some(genesis())).await.unwrap();
     let addr = node.http_addr.unwrap();
     (node, addr)
-}
-
-/// Runs blocking HTTP calls off the runtime the node runs on.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
 }
 
 fn wait_for_receipt(addr: SocketAddr, hash: &str) -> Value {
@@ -218,7 +168,7 @@ async fn bad_requests_get_errors_and_the_node_keeps_serving() {
             assert!(n.as_str().unwrap().starts_with("0x"));
         };
         // Malformed JSON.
-        let (_, body) = post_raw(addr, b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":");
+        let (_, body) = post_raw(addr, "", b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":");
         let response: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(error_code(&response), -32700, "{body}");
         still_serving();
@@ -260,7 +210,7 @@ async fn bad_requests_get_errors_and_the_node_keeps_serving() {
         );
         // An oversized body is refused without taking the server down.
         let huge = vec![b' '; 6 * 1024 * 1024];
-        let (status, _) = post_raw(addr, &huge);
+        let (status, _) = post_raw(addr, "", &huge);
         assert_ne!(status, 200);
         still_serving();
         // A batch answers each call.
@@ -268,7 +218,7 @@ async fn bad_requests_get_errors_and_the_node_keeps_serving() {
             {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
             {"jsonrpc": "2.0", "id": 2, "method": "nope", "params": []},
         ]);
-        let (_, body) = post_raw(addr, batch.to_string().as_bytes());
+        let (_, body) = post_raw(addr, "", batch.to_string().as_bytes());
         let answers: Vec<Value> = serde_json::from_str(&body).unwrap();
         assert_eq!(answers.len(), 2);
         still_serving();

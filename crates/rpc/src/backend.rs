@@ -11,6 +11,7 @@ use alloy_rpc_types_eth::{
     TransactionReceipt,
 };
 use healthchain_chainspec::ChainConfig;
+use healthchain_permissioning::LocalPermissions;
 use healthchain_primitives::{Account, BlockBody, Header, Receipt, Transaction};
 use healthchain_storage_api::{
     BlockBatch, BlockReader, ChainStore, StateAtRoot, StateReader, StorageResult, TxLocation,
@@ -113,6 +114,38 @@ pub trait NodeStatus: Send + Sync {
     fn peers(&self) -> Vec<PeerSummary>;
     /// This node's identity, if it runs the network.
     fn node_info(&self) -> Option<NodeSummary>;
+    /// The local allowlists behind `perm_*`; `None` (the default) disables those methods'
+    /// lists. Set it with [`RpcBackend::with_permissions`].
+    fn local_permissions(&self) -> Option<Arc<LocalPermissions>> {
+        None
+    }
+}
+
+/// A [`NodeStatus`] that also hands out the local allowlists.
+struct WithPermissions {
+    inner: Arc<dyn NodeStatus>,
+    permissions: Option<Arc<LocalPermissions>>,
+}
+
+impl NodeStatus for WithPermissions {
+    fn peer_count(&self) -> usize {
+        self.inner.peer_count()
+    }
+    fn listening(&self) -> bool {
+        self.inner.listening()
+    }
+    fn sync_progress(&self, head: u64) -> Option<(u64, u64)> {
+        self.inner.sync_progress(head)
+    }
+    fn peers(&self) -> Vec<PeerSummary> {
+        self.inner.peers()
+    }
+    fn node_info(&self) -> Option<NodeSummary> {
+        self.inner.node_info()
+    }
+    fn local_permissions(&self) -> Option<Arc<LocalPermissions>> {
+        self.permissions.clone()
+    }
 }
 
 /// A node without a network: no peers, never syncing.
@@ -180,6 +213,22 @@ pub struct BlockRef {
 }
 
 impl RpcBackend {
+    /// The backend with `permissions` as the local allowlists the `perm_*` methods read
+    /// and change (`None`: both lists disabled). It rides on [`RpcBackend::node`], so
+    /// every existing way of building the backend keeps working.
+    pub fn with_permissions(mut self, permissions: Option<Arc<LocalPermissions>>) -> Self {
+        self.node = Arc::new(WithPermissions {
+            inner: self.node,
+            permissions,
+        });
+        self
+    }
+
+    /// The local allowlists, if the node has any.
+    pub fn permissions(&self) -> Option<Arc<LocalPermissions>> {
+        self.node.local_permissions()
+    }
+
     /// The head block's number and hash.
     pub fn head(&self) -> RpcResult<(u64, B256)> {
         self.store

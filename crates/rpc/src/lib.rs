@@ -3,12 +3,14 @@
 //!
 //! One jsonrpsee trait per namespace: [`eth::EthApiServer`], [`misc::NetApiServer`],
 //! [`misc::Web3ApiServer`], [`misc::TxpoolApiServer`], [`ibft::IbftApiServer`],
-//! [`misc::AdminApiServer`], [`debug::DebugApiServer`]. All of them read one shared
-//! [`RpcBackend`] (the store, chain config, pool and chain events); the node builds it and
+//! [`misc::AdminApiServer`], [`debug::DebugApiServer`], [`perm::PermApiServer`]. All of them
+//! read one shared [`RpcBackend`] (the store, chain config, pool, chain events and local
+//! allowlists); the node builds it and
 //! calls [`start`]. Semantics and error codes follow Besu (see `docs/rpc.md` for where we
 //! deliberately differ). Limits on request and response size, batch size, connections,
 //! filters and log ranges live in [`RpcConfig`].
 
+pub mod auth;
 mod backend;
 pub mod debug;
 pub mod error;
@@ -17,12 +19,15 @@ mod fees;
 pub mod filters;
 pub mod ibft;
 pub mod misc;
+pub mod perm;
 mod pubsub;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use auth::JwtAlgorithm;
 pub use backend::{
     BlockRef, BlockState, ChainEvents, NewBlock, NodeStatus, NodeSummary, PeerSummary, RpcBackend,
     Standalone, TxGossip,
@@ -40,9 +45,13 @@ use crate::eth::{EthApiServer, EthRpc};
 use crate::filters::FilterManager;
 use crate::ibft::{IbftApiServer, IbftRpc};
 use crate::misc::{AdminApiServer, MiscRpc, NetApiServer, TxpoolApiServer, Web3ApiServer};
+use crate::perm::{PermApiServer, PermRpc};
 
 /// Namespaces this server can expose.
-pub const KNOWN_APIS: &[&str] = &["eth", "net", "web3", "txpool", "ibft", "admin", "debug"];
+/// `perm` is never on by default, as in Besu.
+pub const KNOWN_APIS: &[&str] = &[
+    "eth", "net", "web3", "txpool", "ibft", "admin", "debug", "perm",
+];
 
 /// JSON-RPC server settings (`[rpc]` in the node's config file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,7 +65,8 @@ pub struct RpcConfig {
     pub ws_enabled: bool,
     /// WebSocket listen address.
     pub ws_addr: SocketAddr,
-    /// Namespaces to expose (any of `eth`, `net`, `web3`, `txpool`, `ibft`, `admin`, `debug`).
+    /// Namespaces to expose (any of `eth`, `net`, `web3`, `txpool`, `ibft`, `admin`, `debug`,
+    /// `perm`).
     pub apis: Vec<String>,
     /// Origins browsers may call from (`*` for any; empty: no CORS headers).
     pub cors_origins: Vec<String>,
@@ -89,6 +99,17 @@ pub struct RpcConfig {
     pub suggested_priority_fee: u64,
     /// Most storage keys in one `eth_getProof`.
     pub max_proof_keys: usize,
+    /// Require a JWT for every method outside `authentication-methods-no-auth`, on both
+    /// transports (Besu's `--rpc-http-authentication-enabled`).
+    pub authentication_enabled: bool,
+    /// File with the HS256 shared secret: hex (optional `0x`), at least 32 bytes.
+    pub authentication_jwt_secret_file: Option<PathBuf>,
+    /// PEM public key file verifying tokens signed with `authentication-jwt-algorithm`.
+    pub authentication_jwt_public_key_file: Option<PathBuf>,
+    /// Algorithm of the public key (`RS256`, `RS384`, `RS512`, `ES256`, `ES384`).
+    pub authentication_jwt_algorithm: JwtAlgorithm,
+    /// Methods callable without a token (Besu's `--rpc-http-api-methods-no-auth`).
+    pub authentication_methods_no_auth: Vec<String>,
 }
 
 impl Default for RpcConfig {
@@ -117,6 +138,11 @@ impl Default for RpcConfig {
                 .map_or(2, std::num::NonZeroUsize::get),
             suggested_priority_fee: 0,
             max_proof_keys: 1024,
+            authentication_enabled: false,
+            authentication_jwt_secret_file: None,
+            authentication_jwt_public_key_file: None,
+            authentication_jwt_algorithm: JwtAlgorithm::default(),
+            authentication_methods_no_auth: Vec::new(),
         }
     }
 }
@@ -125,7 +151,7 @@ impl Default for RpcConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
     /// An unknown namespace in `apis`.
-    #[error("unknown RPC api {0:?}; known: eth, net, web3, txpool, ibft, admin, debug")]
+    #[error("unknown RPC api {0:?}; known: eth, net, web3, txpool, ibft, admin, debug, perm")]
     UnknownApi(String),
     /// A bad host allowlist entry.
     #[error("invalid host allowlist entry: {0}")]
@@ -133,6 +159,51 @@ pub enum RpcError {
     /// A bad CORS origin.
     #[error("invalid CORS origin {0:?}")]
     CorsOrigin(String),
+    /// `authentication-enabled` without a key to verify tokens with.
+    #[error(
+        "[rpc] authentication-enabled needs [rpc] authentication-jwt-secret-file or \
+         authentication-jwt-public-key-file"
+    )]
+    AuthKeyMissing,
+    /// Both a secret and a public key were given.
+    #[error(
+        "[rpc] authentication-jwt-secret-file and authentication-jwt-public-key-file \
+         exclude each other; set one"
+    )]
+    AuthKeyConflict,
+    /// A key file could not be read.
+    #[error("{option}: cannot read {}: {source}", path.display())]
+    AuthKeyFile {
+        /// The config key naming the file.
+        option: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A key file does not hold a usable key.
+    #[error("{option}: {}: {reason}", path.display())]
+    AuthKeyMalformed {
+        /// The config key naming the file.
+        option: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The HS256 secret is too short to be safe.
+    #[error(
+        "[rpc] authentication-jwt-secret-file: {}: secret has {got} bytes, need at least {min}",
+        path.display()
+    )]
+    AuthSecretTooShort {
+        /// The file.
+        path: PathBuf,
+        /// Bytes in the file's secret.
+        got: usize,
+        /// Bytes required.
+        min: usize,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -155,6 +226,7 @@ impl RpcConfig {
         }
         self.cors_layer()?;
         self.host_filter()?;
+        auth::Auth::from_config(self)?;
         Ok(())
     }
 
@@ -256,6 +328,7 @@ pub fn module(backend: Arc<RpcBackend>) -> Result<RpcModule<()>, RpcError> {
             "ibft" => module.merge(IbftRpc::new(backend.clone()).into_rpc()),
             "admin" => module.merge(AdminApiServer::into_rpc(misc.clone())),
             "debug" => module.merge(DebugRpc::new(eth.clone()).into_rpc()),
+            "perm" => module.merge(PermRpc::new(backend.clone()).into_rpc()),
             other => return Err(RpcError::UnknownApi(other.to_string())),
         };
         if let Err(err) = merged {
@@ -312,12 +385,19 @@ async fn serve(
         Transport::Ws => settings.ws_only(),
     };
     let hosts = config.host_filter()?;
+    let auth = auth::Auth::from_config(config)?;
+    // Innermost, so a 401 still carries CORS headers and foreign hosts are refused first.
+    // On WebSocket the upgrade request passes here; its token covers the whole connection.
     let middleware = tower::ServiceBuilder::new()
         .option_layer(config.cors_layer()?)
-        .option_layer(hosts);
+        .option_layer(hosts)
+        .option_layer(auth.as_ref().map(|a| a.http.clone()));
+    let rpc_middleware = jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new()
+        .option_layer(auth.map(|a| a.rpc));
     let server = Server::builder()
         .set_config(settings.build())
         .set_http_middleware(middleware)
+        .set_rpc_middleware(rpc_middleware)
         .build(addr)
         .await
         .map_err(|source| RpcError::Bind { addr, source })?;

@@ -61,8 +61,10 @@
 //!
 //! The crate is pure: no IO, no clock (callers pass `now_ms`), no randomness.
 
+mod filter;
 mod shared;
 
+pub use filter::{CheckPoint, TransactionFilter};
 pub use shared::{BlockSource, SharedPool};
 
 use std::{
@@ -187,7 +189,8 @@ pub enum PoolError {
         /// Account balance.
         balance: U256,
     },
-    /// EIP-3607: the sender has code.
+    /// EIP-3607 (the sender has code), or the sender is not permitted by the account
+    /// allowlist or the on-chain account rules.
     #[error("Sender account not authorized to send transactions")]
     SenderNotAuthorized,
     /// Same hash already pooled.

@@ -13,16 +13,27 @@ use healthchain_storage_api::{BlockReader, StateReader, StorageError};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
 use crate::{
-    AddOutcome, BestTransactions, HeadOutcome, Origin, PoolConfig, PoolEnv, PoolError,
-    PoolStatistics, PoolStatus, PoolTxInfo, TxPool, ValidTransaction, validate_raw,
+    AddOutcome, BestTransactions, CheckPoint, HeadOutcome, Origin, PoolConfig, PoolEnv, PoolError,
+    PoolStatistics, PoolStatus, PoolTxInfo, TransactionFilter, TxPool, ValidTransaction,
+    validate_raw,
 };
 
 /// A [`TxPool`] shared across tasks.
-#[derive(Debug)]
 pub struct SharedPool {
     pool: Mutex<TxPool>,
     env: RwLock<PoolEnv>,
     config: PoolConfig,
+    /// Account permissioning, checked at admission and block building.
+    filter: Option<Arc<dyn TransactionFilter>>,
+}
+
+impl std::fmt::Debug for SharedPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedPool")
+            .field("config", &self.config)
+            .field("filtered", &self.filter.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SharedPool {
@@ -37,7 +48,30 @@ impl SharedPool {
             pool: Mutex::new(TxPool::new(config.clone())),
             env: RwLock::new(env),
             config,
+            filter: None,
         })
+    }
+
+    /// Checks every sender against `filter` at admission and block building (and lets the
+    /// engine check imported blocks with it, [`SharedPool::filter`]).
+    pub fn with_filter(mut self, filter: Arc<dyn TransactionFilter>) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// The account-permissioning filter, if any.
+    pub fn filter(&self) -> Option<&Arc<dyn TransactionFilter>> {
+        self.filter.as_ref()
+    }
+
+    fn admit(&self, raw: &[u8]) -> Result<ValidTransaction, PoolError> {
+        let tx = validate_raw(raw, &self.env(), &self.config)?;
+        if let Some(filter) = &self.filter
+            && !filter.permitted(&tx.tx, tx.sender, CheckPoint::Pool)
+        {
+            return Err(PoolError::SenderNotAuthorized);
+        }
+        Ok(tx)
     }
 
     fn lock(&self) -> MutexGuard<'_, TxPool> {
@@ -62,7 +96,7 @@ impl SharedPool {
         state: &S,
         now_ms: u64,
     ) -> Result<AddOutcome, PoolError> {
-        let tx = validate_raw(raw, &self.env(), &self.config)?;
+        let tx = self.admit(raw)?;
         self.lock().add(Arc::new(tx), Origin::Local, &state, now_ms)
     }
 
@@ -73,7 +107,7 @@ impl SharedPool {
         state: &S,
         now_ms: u64,
     ) -> Result<AddOutcome, PoolError> {
-        let tx = validate_raw(raw, &self.env(), &self.config)?;
+        let tx = self.admit(raw)?;
         self.lock()
             .add(Arc::new(tx), Origin::Remote, &state, now_ms)
     }
@@ -85,6 +119,7 @@ impl SharedPool {
         BlockSource {
             best: self.lock().best_transactions(base_fee),
             invalid: Vec::new(),
+            filter: self.filter.clone(),
         }
     }
 
@@ -130,11 +165,21 @@ impl SharedPool {
     }
 }
 
-/// The pool's best transactions as a block builder consumes them.
-#[derive(Debug)]
+/// The pool's best transactions as a block builder consumes them; senders the filter no
+/// longer permits are left out and their transactions dropped from the pool (Besu removes
+/// them too: not permitted is not a transient reason).
 pub struct BlockSource {
     best: BestTransactions,
     invalid: Vec<(B256, String)>,
+    filter: Option<Arc<dyn TransactionFilter>>,
+}
+
+impl std::fmt::Debug for BlockSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockSource")
+            .field("invalid", &self.invalid)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BlockSource {
@@ -146,7 +191,15 @@ impl BlockSource {
 
 impl TransactionSource for BlockSource {
     fn next_transaction(&mut self) -> Option<(Transaction, Address)> {
-        self.best.next().map(|tx| (tx.tx.clone(), tx.sender))
+        loop {
+            let tx = self.best.next()?;
+            match &self.filter {
+                Some(filter) if !filter.permitted(&tx.tx, tx.sender, CheckPoint::BlockBuilding) => {
+                    self.skip_sender(tx.sender, tx.hash, Some("sender not permitted".into()));
+                }
+                _ => return Some((tx.tx.clone(), tx.sender)),
+            }
+        }
     }
 
     fn skip_sender(&mut self, sender: Address, hash: B256, invalid: Option<String>) {

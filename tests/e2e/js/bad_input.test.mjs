@@ -195,8 +195,14 @@ test("transaction validation errors carry Besu's codes", T, async () => {
   const overBlock = await rpcError("eth_sendRawTransaction", [await sign({ nonce, gasLimit: 2_000_000_000n })]);
   assert.equal(overBlock.code, -32005, JSON.stringify(overBlock));
 
-  const poor = Wallet.createRandom();
-  const broke = await rpcError("eth_sendRawTransaction", [await sign({ nonce: 0, value: 1n }, poor)]);
+  // The dev chain is permissioned: an account the on-chain rules do not list is refused
+  // before its balance is looked at (Besu's -32007).
+  const stranger = Wallet.createRandom();
+  const refused = await rpcError("eth_sendRawTransaction", [await sign({ nonce: 0, value: 1n }, stranger)]);
+  assert.equal(refused.code, -32007, JSON.stringify(refused));
+  assert.equal(refused.message, "Sender account not authorized to send transactions");
+
+  const broke = await rpcError("eth_sendRawTransaction", [await sign({ nonce, value: 10n ** 40n })]);
   assert.equal(broke.code, -32004, JSON.stringify(broke));
 
   const tooFar = await rpcError("eth_sendRawTransaction", [await sign({ nonce: nonce + 100000 })]);

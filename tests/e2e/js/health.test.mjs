@@ -18,6 +18,7 @@ const ARTIFACTS = path.join(here, "..", "..", "..", "contracts", "artifacts");
 const load = (name) => JSON.parse(readFileSync(path.join(ARTIFACTS, `${name}.json`), "utf8"));
 const REGISTRY_ADDRESS = "0x0000000000000000000000000000000000001001";
 const RECORDS_ADDRESS = "0x0000000000000000000000000000000000001002";
+const ACCOUNT_RULES_ADDRESS = "0x0000000000000000000000000000000000008801";
 const T = { timeout: 120000 };
 
 const Role = { None: 0, Admin: 1, Hospital: 2, Doctor: 3, DiagnosticCenter: 4, Insurer: 5, Regulator: 6, Patient: 7, Relative: 8 };
@@ -162,6 +163,13 @@ before(async () => {
   newParty("patient2", Role.Patient, { name: "Bob Secondpatient", nationalId: "900202-1122-33", dob: "1990-02-02" });
   newParty("relative", Role.Relative, { name: "Carol Examplerelative", nationalId: "610303-9988-11" });
   newParty("outsider", Role.None, { name: "Mallory Outsider" });
+
+  // The dev chain is permissioned: the consortium admin (Account #0) lets the new accounts
+  // transact through the on-chain account rules before anything else.
+  const rules = new Contract(ACCOUNT_RULES_ADDRESS, load("AccountRules").abi, provider);
+  const newAccounts = Object.values(parties).map((p) => p.wallet.address);
+  await mined(await send(admin, rules, "addAccounts", [newAccounts]));
+  for (const a of newAccounts) assert.equal(await rules.accountPermitted(a), true, `${a} not permitted`);
 
   // Registrations, each by the party the rules name.
   const pending = [];

@@ -1,5 +1,7 @@
 //! Helpers shared by the process tests.
 
+pub(crate) mod net;
+
 use std::sync::atomic::{AtomicU16, Ordering};
 
 /// First port handed to test nodes; the range ends below Linux's default ephemeral range
@@ -28,10 +30,25 @@ pub(crate) fn free_port() -> u16 {
     }
 }
 
-/// The `result` of one JSON-RPC call to the node serving HTTP on `port`, or `None` while it
-/// does not answer (a raw request: the process tests need no HTTP client).
+/// `n` consecutive free loopback ports (a dev network's validators listen on a base + i).
+#[allow(dead_code)] // not every test binary needs a run of ports
+pub(crate) fn free_port_run(n: u16) -> u16 {
+    loop {
+        let base = free_port();
+        if (1..n).all(|i| free_port() == base + i) {
+            return base;
+        }
+    }
+}
+
+/// The whole JSON-RPC response to one call to the node serving HTTP on `port`, or `None`
+/// while it does not answer (a raw request: the process tests need no HTTP client).
 #[allow(dead_code)] // not every test binary calls a node
-pub(crate) fn rpc(port: u16, method: &str, params: serde_json::Value) -> Option<serde_json::Value> {
+pub(crate) fn rpc_response(
+    port: u16,
+    method: &str,
+    params: serde_json::Value,
+) -> Option<serde_json::Value> {
     use std::io::{Read, Write};
     let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
         .to_string();
@@ -47,8 +64,14 @@ pub(crate) fn rpc(port: u16, method: &str, params: serde_json::Value) -> Option<
     .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
-    let json: serde_json::Value = serde_json::from_str(response.split_once("\r\n\r\n")?.1).ok()?;
-    json.get("result").cloned()
+    serde_json::from_str(response.split_once("\r\n\r\n")?.1).ok()
+}
+
+/// The `result` of one JSON-RPC call to the node serving HTTP on `port`, or `None` while it
+/// does not answer or answers with an error.
+#[allow(dead_code)] // not every test binary calls a node
+pub(crate) fn rpc(port: u16, method: &str, params: serde_json::Value) -> Option<serde_json::Value> {
+    rpc_response(port, method, params)?.get("result").cloned()
 }
 
 /// `eth_blockNumber` of the node serving HTTP JSON-RPC on `port`.
@@ -74,6 +97,8 @@ pub(crate) fn dev_command(datadir: &std::path::Path, http: u16, ws: u16) -> std:
             &format!("127.0.0.1:{ws}"),
             "--block-period-ms",
             "200",
+            "--p2p-port",
+            &free_port_run(4).to_string(),
         ]);
     cmd
 }
