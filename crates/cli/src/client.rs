@@ -102,7 +102,7 @@ impl Client {
         Ok(self.signer()?.address())
     }
 
-    fn signer(&self) -> anyhow::Result<&NodeKey> {
+    pub(crate) fn signer(&self) -> anyhow::Result<&NodeKey> {
         self.key
             .as_ref()
             .context("this command sends a transaction: give --key-file (or HEALTHCHAIN_KEY_FILE)")

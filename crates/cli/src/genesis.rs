@@ -76,6 +76,9 @@ pub(crate) struct GenesisNewArgs {
     /// Metrics port of node 0; node i uses base + i.
     #[arg(long, default_value_t = 9545)]
     pub(crate) metrics_base_port: u16,
+    /// Blob API port of node 0; node i uses base + i.
+    #[arg(long, default_value_t = 8645)]
+    pub(crate) blobs_base_port: u16,
 }
 
 fn port(base: u16, offset: usize) -> anyhow::Result<u16> {
@@ -258,6 +261,7 @@ pub(crate) fn new(args: &GenesisNewArgs) -> anyhow::Result<()> {
         let rpc = port(args.rpc_base_port, 2 * i)?;
         let ws = port(args.rpc_base_port, 2 * i + 1)?;
         let metrics = port(args.metrics_base_port, i)?;
+        let blobs = port(args.blobs_base_port, i)?;
         let peers: Vec<String> = enodes
             .iter()
             .enumerate()
@@ -278,7 +282,8 @@ pub(crate) fn new(args: &GenesisNewArgs) -> anyhow::Result<()> {
              [rpc]\nhttp-addr = \"127.0.0.1:{rpc}\"\nws-addr = \"127.0.0.1:{ws}\"\n\n\
              [txpool]\n# The genesis sets zeroBaseFee: free gas.\nmin-gas-price = 0\n\n\
              [network]\nlisten-addr = \"127.0.0.1:{p2p}\"\nstatic-peers = [\n{peers}\n]\n\n\
-             {permissions_section}[metrics]\nenabled = true\naddr = \"127.0.0.1:{metrics}\"\n",
+             {permissions_section}[metrics]\nenabled = true\naddr = \"127.0.0.1:{metrics}\"\n\n\
+             [blobs]\nhttp-enabled = true\nhttp-addr = \"127.0.0.1:{blobs}\"\n",
             address = key.address(),
             enode = enodes[i],
             p2p = port(args.p2p_base_port, i)?,
@@ -290,7 +295,7 @@ pub(crate) fn new(args: &GenesisNewArgs) -> anyhow::Result<()> {
         std::fs::write(dir.join("config.toml"), config)?;
         writeln!(
             summary,
-            "  node{i} ({role}): {}  rpc http://127.0.0.1:{rpc}  p2p {}",
+            "  node{i} ({role}): {}  rpc http://127.0.0.1:{rpc}  blobs http://127.0.0.1:{blobs}  p2p {}",
             key.address(),
             enodes[i]
         )?;

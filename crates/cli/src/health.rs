@@ -578,37 +578,14 @@ pub(crate) fn health(args: &HealthArgs) -> anyhow::Result<()> {
                     (Some(path), _, _) => {
                         let bytes = std::fs::read(path)
                             .with_context(|| format!("reading {}", path.display()))?;
-                        let hash = sha256(&bytes);
-                        (cid_v1_raw(hash), hash)
+                        let cid = healthchain_blobs::Cid::of(&bytes);
+                        (cid.to_string(), cid.sha256())
                     }
                     (None, Some(cid), Some(hash)) => (cid.clone(), *hash),
                     _ => bail!("give --payload FILE, or --cid and --sha256"),
                 };
-                let data = PatientRecord::addRecordCall {
-                    patient: *patient,
-                    kind: *kind as u8,
-                    cid: cid.clone(),
-                    contentHash: hash,
-                    supersedes: alloy_primitives::aliases::U40::from(supersedes.unwrap_or(0)),
-                }
-                .abi_encode();
-                let mined = send(records, data).await?;
-                let id = client
-                    .logs(
-                        &[records],
-                        vec![json!(topic(PatientRecord::RecordAdded::SIGNATURE_HASH))],
-                        mined.block,
-                        mined.block,
-                    )
-                    .await?
-                    .into_iter()
-                    .find(|l| {
-                        l["transactionHash"]
-                            .as_str()
-                            .and_then(|h| h.parse::<B256>().ok())
-                            == Some(mined.hash)
-                    })
-                    .and_then(|l| l["topics"][1].as_str().and_then(|t| t.parse::<U256>().ok()));
+                let id =
+                    add_record(&client, records, *patient, *kind, &cid, hash, *supersedes).await?;
                 match id {
                     Some(id) => {
                         println!("record #{id}: {kind} of {patient}, cid {cid}, sha256 {hash}")
@@ -655,7 +632,49 @@ pub(crate) fn health(args: &HealthArgs) -> anyhow::Result<()> {
 }
 
 /// The contract addresses: flags, else the deployment record, else the genesis addresses.
-async fn resolve(client: &Client, args: &ContractArgs) -> anyhow::Result<(Address, Address)> {
+/// Writes a record reference to `PatientRecord` at `records` and returns its id (from the
+/// `RecordAdded` log of the mined transaction).
+pub(crate) async fn add_record(
+    client: &Client,
+    records: Address,
+    patient: Address,
+    kind: Kind,
+    cid: &str,
+    hash: B256,
+    supersedes: Option<u64>,
+) -> anyhow::Result<Option<u64>> {
+    let data = PatientRecord::addRecordCall {
+        patient,
+        kind: kind as u8,
+        cid: cid.to_string(),
+        contentHash: hash,
+        supersedes: alloy_primitives::aliases::U40::from(supersedes.unwrap_or(0)),
+    }
+    .abi_encode();
+    let mined = client.send_reported(records, data).await?;
+    let id = client
+        .logs(
+            &[records],
+            vec![json!(topic(PatientRecord::RecordAdded::SIGNATURE_HASH))],
+            mined.block,
+            mined.block,
+        )
+        .await?
+        .into_iter()
+        .find(|l| {
+            l["transactionHash"]
+                .as_str()
+                .and_then(|h| h.parse::<B256>().ok())
+                == Some(mined.hash)
+        })
+        .and_then(|l| l["topics"][1].as_str().and_then(|t| t.parse::<U256>().ok()));
+    Ok(id.map(|id| id.saturating_to()))
+}
+
+pub(crate) async fn resolve(
+    client: &Client,
+    args: &ContractArgs,
+) -> anyhow::Result<(Address, Address)> {
     let record = load_deployments(&args.deployments, client.chain_id())?;
     let recorded = |name: &str| {
         record
@@ -954,29 +973,6 @@ fn sha256(bytes: &[u8]) -> B256 {
     B256::from_slice(&sha2::Sha256::digest(bytes))
 }
 
-/// The CIDv1 of a raw block with a SHA-256 multihash, base32 (`b…`), as IPFS names a blob
-/// added with `--raw-leaves --cid-version 1`.
-pub(crate) fn cid_v1_raw(digest: B256) -> String {
-    let mut bytes = vec![0x01, 0x55, 0x12, 0x20];
-    bytes.extend_from_slice(digest.as_slice());
-    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-    let mut out = String::from("b");
-    let mut buffer = 0u32;
-    let mut bits = 0;
-    for byte in bytes {
-        buffer = (buffer << 8) | u32::from(byte);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(ALPHABET[((buffer >> bits) & 31) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
-    }
-    out
-}
-
 fn parse_duration(text: &str) -> anyhow::Result<u64> {
     let text = text.trim();
     let (number, unit) = text.split_at(
@@ -1034,15 +1030,6 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cid_of_the_empty_blob_matches_ipfs() {
-        // `ipfs add --raw-leaves --cid-version 1` of an empty file.
-        assert_eq!(
-            cid_v1_raw(sha256(b"")),
-            "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
-        );
-    }
 
     #[test]
     fn durations() {

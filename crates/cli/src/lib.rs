@@ -10,6 +10,7 @@ mod genesis;
 mod health;
 mod node;
 mod permissions;
+mod records;
 mod rlp;
 
 pub use chain::Chain;
@@ -122,6 +123,9 @@ enum Command {
     /// On-chain permissioning admin: list, add and remove the accounts that may transact,
     /// the nodes that may connect, and the admins.
     Permissions(permissions::PermissionsArgs),
+    /// Encrypted record payloads: put (encrypt, upload, write the reference, share the
+    /// key), get (fetch, decrypt), share (wrap the key for another reader), cid.
+    Records(records::RecordsArgs),
     /// Genesis extraData, as `besu rlp encode|decode` (JSON list of validators ⇄ hex).
     Rlp {
         #[command(subcommand)]
@@ -243,6 +247,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deploy(args) => health::deploy(&args),
         Command::Health(args) => health::health(&args),
         Command::Permissions(args) => permissions::permissions(&args),
+        Command::Records(args) => records::records(&args),
         Command::Rlp {
             command: RlpCommand::Encode(args),
         } => rlp::encode(args.from.as_deref(), args.to.as_deref(), args.kind),

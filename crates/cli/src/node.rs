@@ -253,6 +253,10 @@ pub struct DevArgs {
     /// rules list exactly these).
     #[arg(long, default_value_t = DEV_P2P_PORT)]
     pub p2p_port: u16,
+    /// Blob API address (of the first validator; the others keep and replicate blobs but
+    /// serve no HTTP).
+    #[arg(long, default_value = "127.0.0.1:8547")]
+    pub blobs_addr: SocketAddr,
 }
 
 /// The dev genesis with a millisecond block period, if asked for, and the node rules for
@@ -322,6 +326,8 @@ pub(crate) fn dev(args: &DevArgs) -> anyhow::Result<()> {
                     config.metrics.enabled = true;
                     config.metrics.addr = addr;
                 }
+                config.blobs.http_enabled = true;
+                config.blobs.http_addr = args.blobs_addr;
             } else {
                 config.rpc.http_enabled = false;
                 config.rpc.ws_enabled = false;
@@ -362,6 +368,9 @@ fn print_banner(nodes: &[NodeHandle], chain_id: u64, keys: &DevKeys) {
     }
     if let Some(addr) = first.ws_addr {
         out.push_str(&format!("JSON-RPC over WebSocket: ws://{addr}\n"));
+    }
+    if let Some(addr) = first.blobs_addr {
+        out.push_str(&format!("Encrypted record blobs:  http://{addr}/blobs\n"));
     }
     if let Some(addr) = first.metrics_addr {
         out.push_str(&format!("Metrics:                 http://{addr}/metrics\n"));

@@ -3,10 +3,11 @@
 //! history and the audit trail, with refusals decoded.
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::operator::Operator;
 use common::{block_number, dev_command, free_port};
 
 /// A dev network that is killed when the test ends, however it ends.
@@ -33,48 +34,6 @@ fn start_dev(datadir: &Path) -> (Dev, u16) {
         std::thread::sleep(Duration::from_millis(100));
     }
     (dev, http)
-}
-
-/// Runs `healthchain <args>` against the dev network.
-struct Operator {
-    rpc: String,
-    dir: std::path::PathBuf,
-}
-
-impl Operator {
-    fn run(&self, key: Option<&str>, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_healthchain"));
-        cmd.env_remove("HEALTHCHAIN_KEY_FILE")
-            .env("HEALTHCHAIN_RPC_URL", &self.rpc)
-            .current_dir(&self.dir);
-        if let Some((command, rest)) = args.split_first() {
-            cmd.arg(command);
-            if let Some(key) = key {
-                cmd.args(["--key-file", &format!("{key}.key")]);
-            }
-            cmd.args(rest);
-        }
-        cmd.output().unwrap()
-    }
-
-    /// A command that must succeed; its stdout.
-    fn ok(&self, key: Option<&str>, args: &[&str]) -> String {
-        let out = self.run(key, args);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{args:?} failed:\n{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
-    }
-
-    /// A command that must fail; its stderr.
-    fn refused(&self, key: Option<&str>, args: &[&str]) -> String {
-        let out = self.run(key, args);
-        assert!(!out.status.success(), "{args:?} succeeded");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
 }
 
 #[test]

@@ -72,6 +72,9 @@ pub fn answer<S: BlockReader + ?Sized>(
                 }
                 SyncResponse::Bodies(bodies)
             }
+            SyncRequest::Blob { .. } => {
+                SyncResponse::Refused("blobs are served by the blob store".into())
+            }
         })
     })();
     result.unwrap_or_else(|err| SyncResponse::Refused(err.to_string()))

@@ -67,6 +67,67 @@ pub enum CallError {
     },
 }
 
+/// Why a read-only call at the head returned no data.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    /// The store failed or has no head.
+    #[error("state unavailable: {0}")]
+    State(String),
+    /// No code at the address.
+    #[error("no contract at {0}")]
+    NoContract(Address),
+    /// The call reverted (its revert data).
+    #[error("reverted {0}")]
+    Reverted(Bytes),
+    /// The call halted or could not run.
+    #[error("failed: {0}")]
+    Failed(String),
+}
+
+/// A read-only call from the zero address to `to` on the head block's state, with at most
+/// `gas` (and never more than the head's gas limit): its return data. How the node asks
+/// its own contracts (permissioning rules, record read rules); nothing is written.
+pub fn view_at_head<S: StateReader + BlockReader + ?Sized>(
+    config: &ChainConfig,
+    store: &S,
+    to: Address,
+    data: Bytes,
+    gas: u64,
+) -> Result<Bytes, ViewError> {
+    let state = |e: StorageError| ViewError::State(e.to_string());
+    let (_, head) = store
+        .head()
+        .map_err(state)?
+        .ok_or_else(|| ViewError::State("no head block".into()))?;
+    let header = store
+        .header(head)
+        .map_err(state)?
+        .ok_or_else(|| ViewError::State(format!("head header {head} missing")))?;
+    if store.account(to).map_err(state)?.is_none() {
+        return Err(ViewError::NoContract(to));
+    }
+    let tx = TxEnv {
+        caller: Address::ZERO,
+        gas_limit: gas.min(header.gas_limit),
+        kind: revm::primitives::TxKind::Call(to),
+        data,
+        chain_id: Some(config.chain_id),
+        ..Default::default()
+    };
+    let options = CallOptions {
+        skip_balance_check: true,
+        skip_base_fee: true,
+    };
+    match call(config, store, &header, tx, &[], options) {
+        Ok(ExecutionResult::Success { output, .. }) => Ok(output.into_data()),
+        Ok(ExecutionResult::Revert { output, .. }) => Err(ViewError::Reverted(output)),
+        Ok(ExecutionResult::Halt { reason, .. }) => {
+            Err(ViewError::Failed(format!("halted: {reason:?}")))
+        }
+        Err(err) => Err(ViewError::Failed(err.to_string())),
+    }
+}
+
 /// Executes `tx` on the state `store` holds (the state after `header`'s block) in the
 /// environment of `header`, with `overrides` applied first. Nothing is written.
 pub fn call<S: StateReader + BlockReader + ?Sized>(

@@ -14,7 +14,7 @@ mod rules;
 mod validate;
 
 pub use build::{BlockTemplate, build_block, build_block_from};
-pub use call::{AccountOverride, CallError, CallOptions, call};
+pub use call::{AccountOverride, CallError, CallOptions, ViewError, call, view_at_head};
 pub use db::{DbError, StateDb};
 pub use error::BlockError;
 pub use execute::{

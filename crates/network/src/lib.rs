@@ -1,11 +1,13 @@
 //! HealthChain's peer-to-peer layer on libp2p 0.57: TCP, noise and yamux; the node's
-//! secp256k1 key as its identity ([`identity`]); gossip of transactions and consensus
-//! messages (gossipsub, deduplicated by content hash, size-bounded, forwarded only after the
-//! node accepts them); block sync by request/response ([`sync`]); peer scoring and bans; and
-//! a [`ConnectionGate`] that permissioning plugs into.
+//! secp256k1 key as its identity ([`identity`]); gossip of transactions, consensus messages
+//! and blob announcements (gossipsub, deduplicated by content hash, size-bounded, forwarded
+//! only after the node accepts them); block sync and chunked fetch of content-addressed
+//! blobs by request/response ([`sync`]); peer scoring and bans; and a [`ConnectionGate`]
+//! that permissioning plugs into.
 //!
-//! It moves bytes and knows no IBFT: the engine decides what a consensus message is worth
-//! and reports back with [`NetworkHandle::report`]. Start it with [`start`]; it runs as one
+//! It moves bytes and knows neither IBFT nor blob formats: the engine decides what a
+//! consensus message is worth, the blob store what an announcement or a blob is, and each
+//! reports back with [`NetworkHandle::report`]. Start it with [`start`]; it runs as one
 //! tokio task and talks through a [`NetworkHandle`] and a stream of [`NetworkEvent`]s.
 
 pub mod identity;
@@ -79,13 +81,16 @@ impl ConnectionGate for AllowAll {
     }
 }
 
-/// The two gossip channels.
+/// The gossip channels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Topic {
     /// IBFT messages: one code byte, then the message data.
     Consensus,
     /// Raw EIP-2718 transactions.
     Transactions,
+    /// Blob announcements: a node that stored a new blob or key wrap tells its peers; the
+    /// payload format is the blobs crate's.
+    Blobs,
 }
 
 /// What the node thinks of a gossiped message (gossipsub's validation result).

@@ -173,6 +173,7 @@ struct Task {
     topics: HashMap<gossipsub::TopicHash, Topic>,
     consensus_topic: IdentTopic,
     tx_topic: IdentTopic,
+    blob_topic: IdentTopic,
     peers: Arc<RwLock<HashMap<PeerId, PeerInfo>>>,
     scores: Arc<Mutex<Scores>>,
     dial: Vec<PeerAddr>,
@@ -259,7 +260,8 @@ pub(crate) async fn start(
 
     let consensus_topic = IdentTopic::new(format!("/healthchain/{chain_tag}/ibft/1"));
     let tx_topic = IdentTopic::new(format!("/healthchain/{chain_tag}/tx/1"));
-    for topic in [&consensus_topic, &tx_topic] {
+    let blob_topic = IdentTopic::new(format!("/healthchain/{chain_tag}/blob/1"));
+    for topic in [&consensus_topic, &tx_topic, &blob_topic] {
         swarm
             .behaviour_mut()
             .gossipsub
@@ -295,6 +297,7 @@ pub(crate) async fn start(
     let topics = [
         (consensus_topic.hash(), Topic::Consensus),
         (tx_topic.hash(), Topic::Transactions),
+        (blob_topic.hash(), Topic::Blobs),
     ]
     .into_iter()
     .collect();
@@ -320,6 +323,7 @@ pub(crate) async fn start(
         topics,
         consensus_topic,
         tx_topic,
+        blob_topic,
         peers,
         scores,
         dial,
@@ -366,6 +370,7 @@ impl Task {
                 let topic = match topic {
                     Topic::Consensus => self.consensus_topic.clone(),
                     Topic::Transactions => self.tx_topic.clone(),
+                    Topic::Blobs => self.blob_topic.clone(),
                 };
                 match self.swarm.behaviour_mut().gossipsub.publish(topic, data) {
                     // No peers yet, or the same bytes sent moments ago: nothing to do.

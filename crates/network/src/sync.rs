@@ -1,5 +1,5 @@
-//! The block-sync request/response protocol `/healthchain/sync/1`: a peer's chain status,
-//! ranges of headers, and bodies by block hash. Frames are a 4-byte big-endian length and
+//! The sync request/response protocol `/healthchain/sync/1`: a peer's chain status, ranges
+//! of headers, bodies by block hash, and chunks of content-addressed blobs. Frames are a 4-byte big-endian length and
 //! an RLP list `[kind, …]`; both are bounded before anything is allocated.
 
 use std::io;
@@ -17,7 +17,14 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/healthchain/sync/1");
 pub const MAX_HEADERS: u64 = 512;
 /// Most bodies one request may ask for.
 pub const MAX_BODIES: usize = 128;
-/// Largest request frame.
+/// Largest blob chunk one request may ask for.
+pub const MAX_BLOB_CHUNK: u32 = 1024 * 1024;
+/// Longest blob content id, in bytes of its text form.
+pub const MAX_CID_BYTES: usize = 128;
+/// Most bytes a [`SyncResponse::BlobChunk`] frame adds to its data, so a requester can size
+/// chunks to fit its `max_message_bytes` (a full chunk fits the default 10 MiB).
+pub const BLOB_CHUNK_OVERHEAD: usize = 32;
+/// Largest request frame (every request is far smaller; a blob request is under 200 bytes).
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// Where a peer's chain is.
@@ -45,6 +52,15 @@ pub enum SyncRequest {
     },
     /// Bodies of these blocks, in order (missing ones are left out at the end).
     Bodies(Vec<B256>),
+    /// Bytes `offset..offset+length` of the blob with content id `cid` (text form).
+    Blob {
+        /// The blob's content id, at most [`MAX_CID_BYTES`].
+        cid: String,
+        /// First byte.
+        offset: u64,
+        /// How many bytes, `1..=`[`MAX_BLOB_CHUNK`].
+        length: u32,
+    },
 }
 
 /// A sync response.
@@ -56,6 +72,14 @@ pub enum SyncResponse {
     Headers(Vec<Header>),
     /// For [`SyncRequest::Bodies`].
     Bodies(Vec<BlockBody>),
+    /// For [`SyncRequest::Blob`]: the blob's full size and the asked bytes (fewer at its
+    /// end). A node that lacks the blob answers [`SyncResponse::Refused`].
+    BlobChunk {
+        /// The blob's full size in bytes.
+        total: u64,
+        /// The asked bytes.
+        data: Vec<u8>,
+    },
     /// The request was refused (too large, or the node cannot answer).
     Refused(String),
 }
@@ -64,6 +88,7 @@ const STATUS: u8 = 0;
 const HEADERS: u8 = 1;
 const BODIES: u8 = 2;
 const REFUSED: u8 = 3;
+const BLOB: u8 = 4;
 
 fn invalid(reason: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, reason.into())
@@ -101,6 +126,11 @@ fn rlp<T: Decodable>(buf: &mut &[u8]) -> io::Result<T> {
     T::decode(buf).map_err(|e| invalid(e.to_string()))
 }
 
+/// An RLP string, borrowed from the frame (nothing is copied before its length is checked).
+fn rlp_bytes<'a>(buf: &mut &'a [u8]) -> io::Result<&'a [u8]> {
+    RlpHeader::decode_bytes(buf, false).map_err(|e| invalid(e.to_string()))
+}
+
 impl SyncRequest {
     /// The frame payload.
     pub fn encode(&self) -> Vec<u8> {
@@ -115,6 +145,16 @@ impl SyncRequest {
             Self::Bodies(hashes) => {
                 BODIES.encode(&mut items);
                 hashes.encode(&mut items);
+            }
+            Self::Blob {
+                cid,
+                offset,
+                length,
+            } => {
+                BLOB.encode(&mut items);
+                cid.as_bytes().encode(&mut items);
+                offset.encode(&mut items);
+                length.encode(&mut items);
             }
         }
         wrap(&items)
@@ -146,6 +186,30 @@ impl SyncRequest {
                 }
                 Self::Bodies(hashes)
             }
+            BLOB => {
+                let cid = rlp_bytes(&mut payload)?;
+                if cid.len() > MAX_CID_BYTES {
+                    return Err(invalid(format!(
+                        "cid of {} bytes exceeds {MAX_CID_BYTES}",
+                        cid.len()
+                    )));
+                }
+                let cid = std::str::from_utf8(cid)
+                    .map_err(|_| invalid("cid is not UTF-8"))?
+                    .to_owned();
+                let offset = rlp(&mut payload)?;
+                let length: u32 = rlp(&mut payload)?;
+                if length == 0 || length > MAX_BLOB_CHUNK {
+                    return Err(invalid(format!(
+                        "blob chunk length {length} not in 1..={MAX_BLOB_CHUNK}"
+                    )));
+                }
+                Self::Blob {
+                    cid,
+                    offset,
+                    length,
+                }
+            }
             other => return Err(invalid(format!("unknown request kind {other}"))),
         };
         finish(buf, payload)?;
@@ -176,11 +240,17 @@ impl SyncResponse {
                 REFUSED.encode(&mut items);
                 reason.as_bytes().encode(&mut items);
             }
+            Self::BlobChunk { total, data } => {
+                BLOB.encode(&mut items);
+                total.encode(&mut items);
+                data.as_slice().encode(&mut items);
+            }
         }
         wrap(&items)
     }
 
-    /// Reads a frame payload.
+    /// Reads a frame payload, refusing a blob chunk longer than a request may ask for or
+    /// than the blob it claims to be from.
     pub fn decode(bytes: &[u8]) -> io::Result<Self> {
         let mut buf = bytes;
         let mut payload = open_list(&mut buf)?;
@@ -195,6 +265,20 @@ impl SyncResponse {
             REFUSED => {
                 let reason: alloy_primitives::Bytes = rlp(&mut payload)?;
                 Self::Refused(String::from_utf8_lossy(&reason).into_owned())
+            }
+            BLOB => {
+                let total: u64 = rlp(&mut payload)?;
+                let data = rlp_bytes(&mut payload)?;
+                if data.len() > MAX_BLOB_CHUNK as usize || data.len() as u64 > total {
+                    return Err(invalid(format!(
+                        "blob chunk of {} bytes from a blob of {total}",
+                        data.len()
+                    )));
+                }
+                Self::BlobChunk {
+                    total,
+                    data: data.to_vec(),
+                }
             }
             other => return Err(invalid(format!("unknown response kind {other}"))),
         };
@@ -279,6 +363,16 @@ mod tests {
             SyncRequest::Status,
             SyncRequest::Headers { start: 7, count: 3 },
             SyncRequest::Bodies(vec![B256::repeat_byte(1), B256::repeat_byte(2)]),
+            SyncRequest::Blob {
+                cid: "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku".into(),
+                offset: 3 * u64::from(MAX_BLOB_CHUNK),
+                length: MAX_BLOB_CHUNK,
+            },
+            SyncRequest::Blob {
+                cid: "é".repeat(MAX_CID_BYTES / 2),
+                offset: 0,
+                length: 1,
+            },
         ] {
             assert_eq!(SyncRequest::decode(&request.encode()).unwrap(), request);
         }
@@ -295,6 +389,14 @@ mod tests {
             SyncResponse::Headers(vec![header.clone(), header]),
             SyncResponse::Bodies(vec![BlockBody::default()]),
             SyncResponse::Refused("busy".into()),
+            SyncResponse::BlobChunk {
+                total: 5,
+                data: vec![1, 2, 3],
+            },
+            SyncResponse::BlobChunk {
+                total: 0,
+                data: Vec::new(),
+            },
         ] {
             assert_eq!(SyncResponse::decode(&response.encode()).unwrap(), response);
         }
@@ -318,5 +420,85 @@ mod tests {
         trailing.push(0);
         assert!(SyncRequest::decode(&trailing).is_err());
         assert!(SyncResponse::decode(&[0xc1, 0x09]).is_err());
+    }
+
+    fn blob(cid: &str, length: u32) -> SyncRequest {
+        SyncRequest::Blob {
+            cid: cid.into(),
+            offset: 0,
+            length,
+        }
+    }
+
+    #[test]
+    fn blob_requests_over_the_limits_are_refused() {
+        assert!(SyncRequest::decode(&blob("cid", 0).encode()).is_err());
+        assert!(SyncRequest::decode(&blob("cid", MAX_BLOB_CHUNK + 1).encode()).is_err());
+        let longest = "c".repeat(MAX_CID_BYTES);
+        assert!(SyncRequest::decode(&blob(&longest, 1).encode()).is_ok());
+        let long = "c".repeat(MAX_CID_BYTES + 1);
+        assert!(SyncRequest::decode(&blob(&long, 1).encode()).is_err());
+        // A cid that is not UTF-8: the same frame with its text bytes replaced.
+        let mut not_utf8 = blob("ab", 1).encode();
+        let at = not_utf8.windows(2).position(|w| w == b"ab").unwrap();
+        not_utf8[at] = 0xff;
+        assert!(SyncRequest::decode(&not_utf8).is_err());
+        let good = blob("cid", 1).encode();
+        for len in 0..good.len() {
+            assert!(SyncRequest::decode(&good[..len]).is_err());
+        }
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(SyncRequest::decode(&trailing).is_err());
+        // Trailing items inside the list, too.
+        let mut items = Vec::new();
+        BLOB.encode(&mut items);
+        b"cid".as_slice().encode(&mut items);
+        0u64.encode(&mut items);
+        1u32.encode(&mut items);
+        0u8.encode(&mut items);
+        assert!(SyncRequest::decode(&wrap(&items)).is_err());
+    }
+
+    #[test]
+    fn blob_chunks_longer_than_asked_or_than_their_blob_are_refused() {
+        let over = SyncResponse::BlobChunk {
+            total: u64::MAX,
+            data: vec![0; MAX_BLOB_CHUNK as usize + 1],
+        };
+        assert!(SyncResponse::decode(&over.encode()).is_err());
+        let past_total = SyncResponse::BlobChunk {
+            total: 2,
+            data: vec![0; 3],
+        };
+        assert!(SyncResponse::decode(&past_total.encode()).is_err());
+        let mut trailing = SyncResponse::BlobChunk {
+            total: 1,
+            data: vec![7],
+        }
+        .encode();
+        trailing.push(0);
+        assert!(SyncResponse::decode(&trailing).is_err());
+    }
+
+    #[test]
+    fn the_largest_blob_frames_fit_the_codec_bounds() {
+        let request = SyncRequest::Blob {
+            cid: "c".repeat(MAX_CID_BYTES),
+            offset: u64::MAX,
+            length: MAX_BLOB_CHUNK,
+        };
+        assert!(request.encode().len() < 200);
+        assert!(request.encode().len() <= MAX_REQUEST_BYTES);
+        let chunk = SyncResponse::BlobChunk {
+            total: u64::MAX,
+            data: vec![0; MAX_BLOB_CHUNK as usize],
+        };
+        let len = chunk.encode().len();
+        assert!(
+            len <= MAX_BLOB_CHUNK as usize + BLOB_CHUNK_OVERHEAD,
+            "{len}"
+        );
+        assert!(len <= crate::NetworkConfig::default().max_message_bytes);
     }
 }

@@ -1,5 +1,5 @@
 //! Real libp2p nodes on 127.0.0.1: connecting by enode URL, gossip with validation, sync
-//! requests, the connection gate, and bans for bad data.
+//! requests and chunked blob fetch, the connection gate, and bans for bad data.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,7 +8,7 @@ use std::time::Duration;
 use alloy_primitives::B256;
 use healthchain_network::{
     Acceptance, AllowAll, ChainStatus, ConnectionGate, NetworkConfig, NetworkEvent, NetworkHandle,
-    NodeId, Offence, SyncRequest, SyncResponse, Topic, start,
+    NodeId, Offence, SyncRequest, SyncResponse, Topic, start, sync::MAX_BLOB_CHUNK,
 };
 use libp2p::Multiaddr;
 use tokio::sync::mpsc::Receiver;
@@ -132,6 +132,30 @@ async fn nodes_connect_by_enode_and_gossip_only_what_is_accepted() {
     })
     .await;
     assert_eq!(forwarded, b"marker", "C got the rejected message");
+
+    // Blob announcements travel on their own topic.
+    a.publish(Topic::Blobs, b"announcement".to_vec());
+    let (topic, id, source) = next(&mut b_events, |e| match e {
+        NetworkEvent::Gossip {
+            topic,
+            id,
+            source,
+            data,
+        } if data == b"announcement" => Some((topic, id, source)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(topic, Topic::Blobs);
+    b.report(id, source, Acceptance::Accept);
+    next(&mut c_events, |e| match e {
+        NetworkEvent::Gossip {
+            topic: Topic::Blobs,
+            data,
+            ..
+        } if data == b"announcement" => Some(()),
+        _ => None,
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,6 +209,95 @@ async fn sync_requests_get_answers() {
         .unwrap();
     assert!(matches!(answer, SyncResponse::Refused(_)), "{answer:?}");
     refuser.await.unwrap();
+}
+
+/// Answers a blob request from `blobs` as a blob store would: the asked bytes, fewer at the
+/// end, or a refusal for a blob it lacks.
+fn serve_blob(blobs: &[(&str, &[u8])], request: &SyncRequest) -> SyncResponse {
+    let SyncRequest::Blob {
+        cid,
+        offset,
+        length,
+    } = request
+    else {
+        return SyncResponse::Refused("not a blob request".into());
+    };
+    let Some((_, blob)) = blobs.iter().find(|(c, _)| c == cid) else {
+        return SyncResponse::Refused("no such blob".into());
+    };
+    let start = usize::try_from(*offset)
+        .unwrap_or(usize::MAX)
+        .min(blob.len());
+    let end = start.saturating_add(*length as usize).min(blob.len());
+    SyncResponse::BlobChunk {
+        total: blob.len() as u64,
+        data: blob[start..end].to_vec(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_is_fetched_in_full_size_chunks() {
+    let (a, _a_events) = node(10, vec![], Arc::new(AllowAll)).await;
+    let (b, mut b_events) = node(11, vec![enode(&a)], Arc::new(AllowAll)).await;
+    connected(&a, 1).await;
+    // More than one full chunk, so the last one comes back short.
+    let blob: Vec<u8> = (0..MAX_BLOB_CHUNK as usize + 1000)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let stored = blob.clone();
+    let responder = tokio::spawn(async move {
+        let blobs = [("bafy-test", stored.as_slice())];
+        while let Some(event) = b_events.recv().await {
+            if let NetworkEvent::Request { request, reply, .. } = event {
+                let _ = reply.send(serve_blob(&blobs, &request));
+            }
+        }
+    });
+    let ask = |offset: u64| {
+        tokio::time::timeout(
+            WAIT,
+            a.request(
+                b.local().peer_id,
+                SyncRequest::Blob {
+                    cid: "bafy-test".into(),
+                    offset,
+                    length: MAX_BLOB_CHUNK,
+                },
+            ),
+        )
+    };
+    let mut fetched = Vec::new();
+    loop {
+        let answer = ask(fetched.len() as u64).await.expect("timed out").unwrap();
+        let SyncResponse::BlobChunk { total, data } = answer else {
+            panic!("expected a chunk, got {answer:?}");
+        };
+        assert_eq!(total, blob.len() as u64);
+        assert!(!data.is_empty() && data.len() <= MAX_BLOB_CHUNK as usize);
+        fetched.extend_from_slice(&data);
+        if fetched.len() as u64 >= total {
+            break;
+        }
+    }
+    assert_eq!(fetched.len(), blob.len());
+    assert!(fetched == blob, "the fetched bytes differ");
+    // A blob the peer lacks is refused, not failed.
+    let answer = tokio::time::timeout(
+        WAIT,
+        a.request(
+            b.local().peer_id,
+            SyncRequest::Blob {
+                cid: "bafy-missing".into(),
+                offset: 0,
+                length: 1,
+            },
+        ),
+    )
+    .await
+    .expect("timed out")
+    .unwrap();
+    assert_eq!(answer, SyncResponse::Refused("no such blob".into()));
+    responder.abort();
 }
 
 struct Switch(AtomicBool);

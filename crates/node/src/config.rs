@@ -30,6 +30,8 @@ pub struct NodeConfig {
     pub metrics: MetricsConfig,
     /// Node and account permissioning (local allowlists and on-chain rules).
     pub permissions: PermissionsConfig,
+    /// The encrypted record (blob) store.
+    pub blobs: crate::BlobsConfig,
 }
 
 /// `[node]`: where the data lives and which chain it is.
@@ -193,6 +195,7 @@ impl NodeConfig {
         resolve(&mut config.node.genesis);
         resolve(&mut config.node.key_file);
         resolve(&mut config.permissions.config_file);
+        resolve(&mut config.blobs.dir);
         resolve(&mut config.rpc.authentication_jwt_secret_file);
         resolve(&mut config.rpc.authentication_jwt_public_key_file);
         Ok(config)
@@ -232,6 +235,7 @@ impl NodeConfig {
             ("[rpc] max-filters", self.rpc.max_filters as u64),
             ("[rpc] max-logs", self.rpc.max_logs as u64),
             ("[rpc] gas-cap", self.rpc.gas_cap),
+            ("[blobs] max-blob-bytes", self.blobs.max_blob_bytes),
         ];
         if let Some((key, _)) = capacities.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Invalid(format!("{key} must be at least 1")));

@@ -1,10 +1,12 @@
 //! The HealthChain node: opens the data directory, initialises or checks the genesis block,
-//! and wires the transaction pool, the libp2p network, the IBFT 2.0 engine, JSON-RPC and
-//! the metrics endpoint together; then shuts all of it down in order.
+//! and wires the transaction pool, the libp2p network, the IBFT 2.0 engine, JSON-RPC, the
+//! encrypted blob store ([`BlobsConfig`]: HTTP API, read rules, replication) and the
+//! metrics endpoint together; then shuts all of it down in order.
 //!
 //! Only this crate picks the MDBX store; everything it wires together sees the storage
 //! traits. See `docs/architecture.md`.
 
+mod blobs;
 mod config;
 mod datadir;
 mod key;
@@ -27,6 +29,7 @@ use healthchain_storage_api::{ChainStore, StorageError};
 use healthchain_storage_mdbx::{DatabaseConfig, Durability, MdbxStore};
 use healthchain_txpool::SharedPool;
 
+pub use blobs::BlobsConfig;
 pub use config::{
     ConfigError, ConsensusConfig, DurabilitySetting, MetricsConfig, NodeConfig, NodeSection,
     StorageConfig, TxPoolConfig,
@@ -67,6 +70,9 @@ pub enum NodeError {
     /// The network could not start.
     #[error("p2p: {0}")]
     Network(#[from] healthchain_network::NetworkError),
+    /// The blob store or its HTTP API could not start.
+    #[error("blobs: {0}")]
+    Blobs(String),
     /// The metrics endpoint could not start.
     #[error("metrics: cannot listen on {addr}: {reason}")]
     Metrics {
@@ -90,6 +96,8 @@ pub struct NodeHandle {
     pub enode: Option<String>,
     /// Bound metrics address.
     pub metrics_addr: Option<SocketAddr>,
+    /// Bound blob HTTP API address.
+    pub blobs_addr: Option<SocketAddr>,
     /// The genesis block hash.
     pub genesis_hash: B256,
     /// The node key's address (it validates while this is in the validator set).
@@ -271,6 +279,23 @@ pub async fn launch(
         local.set_on_nodes_changed(Box::new(move || network.recheck()));
     }
 
+    let blobs = if config.blobs.enabled {
+        let dir = config
+            .blobs
+            .dir
+            .clone()
+            .unwrap_or_else(|| datadir.path().join("blobs"));
+        Some(blobs::BlobService::open(
+            &config.blobs,
+            dir,
+            store.clone(),
+            chain.clone(),
+            network_handle.clone(),
+        )?)
+    } else {
+        None
+    };
+
     let mut tasks = Vec::new();
     if let Some((handle, network_events)) = network {
         tasks.push(tokio::spawn(wiring::dispatch(
@@ -282,6 +307,7 @@ pub async fn launch(
                 pool: pool.clone(),
                 chain_events: events.clone(),
                 genesis: genesis_hash,
+                blobs: blobs.clone(),
                 // Room for the response framing.
                 max_response_bytes: config.network.max_message_bytes.saturating_sub(64 * 1024),
             },
@@ -319,6 +345,16 @@ pub async fn launch(
         tracing::info!(%addr, "JSON-RPC over WebSocket");
     }
 
+    let blobs_addr = match blobs.filter(|_| config.blobs.http_enabled) {
+        Some(service) => {
+            let (addr, task) = blobs::serve(config.blobs.http_addr, service).await?;
+            tracing::info!(%addr, "blob store on /blobs and /keys");
+            tasks.push(task);
+            Some(addr)
+        }
+        None => None,
+    };
+
     let metrics_addr = if config.metrics.enabled {
         let (addr, task) = metrics::serve(
             config.metrics.addr,
@@ -345,6 +381,7 @@ pub async fn launch(
         p2p_addr,
         enode,
         metrics_addr,
+        blobs_addr,
         genesis_hash,
         address: key.address(),
         datadir: datadir.path().to_path_buf(),

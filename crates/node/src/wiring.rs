@@ -1,12 +1,15 @@
 //! What connects the network, the engine, the pool and RPC inside a node: the network event
-//! dispatcher, the chain observer feeding RPC subscriptions, and the status RPC reads.
+//! dispatcher (blob announcements and chunk requests go to the blob service), the chain
+//! observer feeding RPC subscriptions, and the status RPC reads.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use alloy_primitives::B256;
 use healthchain_engine::{ChainObserver, EngineHandle, EngineMetrics};
-use healthchain_network::{Acceptance, NetworkEvent, NetworkHandle, Offence, Topic};
+use healthchain_network::{
+    Acceptance, NetworkEvent, NetworkHandle, Offence, SyncRequest, SyncResponse, Topic,
+};
 use healthchain_rpc::{ChainEvents, NewBlock, NodeStatus, NodeSummary, PeerSummary};
 use healthchain_storage_api::{BlockBatch, BlockReader};
 use healthchain_storage_mdbx::MdbxStore;
@@ -53,6 +56,8 @@ pub(crate) struct Dispatch {
     pub(crate) pool: Arc<SharedPool>,
     pub(crate) chain_events: ChainEvents,
     pub(crate) genesis: B256,
+    /// The blob store, when the node keeps one.
+    pub(crate) blobs: Option<Arc<crate::blobs::BlobService>>,
     /// Largest sync answer, bytes.
     pub(crate) max_response_bytes: usize,
 }
@@ -67,6 +72,7 @@ pub(crate) async fn dispatch(mut events: mpsc::Receiver<NetworkEvent>, to: Dispa
         pool,
         chain_events,
         genesis,
+        blobs,
         max_response_bytes,
     } = to;
     let (txs, tx_queue) = mpsc::channel(TX_QUEUE);
@@ -101,6 +107,44 @@ pub(crate) async fn dispatch(mut events: mpsc::Receiver<NetworkEvent>, to: Dispa
                 {
                     network.report(tx.id, tx.source, Acceptance::Ignore);
                 }
+            }
+            NetworkEvent::Gossip {
+                topic: Topic::Blobs,
+                id,
+                source,
+                data,
+            } => {
+                let acceptance = match &blobs {
+                    Some(blobs) if blobs.on_announcement(&data, source) => Acceptance::Accept,
+                    Some(_) => Acceptance::Reject,
+                    None => Acceptance::Ignore,
+                };
+                network.report(id, source, acceptance);
+            }
+            NetworkEvent::Request {
+                request:
+                    SyncRequest::Blob {
+                        cid,
+                        offset,
+                        length,
+                    },
+                reply,
+                ..
+            } => {
+                let blobs = blobs.clone();
+                tokio::spawn(async move {
+                    let answer = match blobs {
+                        Some(blobs) => tokio::task::spawn_blocking(move || {
+                            blobs.answer_peer(&cid, offset, length)
+                        })
+                        .await
+                        .ok(),
+                        None => Some(SyncResponse::Refused("this node keeps no blobs".into())),
+                    };
+                    if let Some(answer) = answer {
+                        let _ = reply.send(answer);
+                    }
+                });
             }
             NetworkEvent::Request { request, reply, .. } => {
                 let store = store.clone();

@@ -10,10 +10,9 @@ use healthchain_chainspec::ChainConfig;
 use healthchain_contracts::permissioning::{
     connection_allowed_calldata, decode_bool_result, transaction_allowed_calldata,
 };
-use healthchain_evm::{CallOptions, call};
-use healthchain_primitives::{Header, Transaction};
+use healthchain_evm::{ViewError, view_at_head};
+use healthchain_primitives::Transaction;
 use healthchain_storage_api::ChainStore;
-use revm::context::{TxEnv, result::ExecutionResult};
 
 /// Most gas one rules call may use (Besu: the RPC gas cap, never above the block's limit).
 const RULES_CALL_GAS: u64 = 50_000_000;
@@ -135,41 +134,25 @@ impl OnchainRules {
         data: Bytes,
         missing_allows: bool,
     ) -> Result<bool, RulesError> {
-        let store = self.store.as_ref();
-        let state = |e: healthchain_storage_api::StorageError| RulesError::State(e.to_string());
-        let (_, head) = store
-            .head()
-            .map_err(state)?
-            .ok_or_else(|| RulesError::State("no head block".into()))?;
-        let header: Header = store
-            .header(head)
-            .map_err(state)?
-            .ok_or_else(|| RulesError::State(format!("head header {head} missing")))?;
-        if store.account(contract).map_err(state)?.is_none() {
-            tracing::warn!(%contract, missing_allows, "permissioning contract not found");
-            return Ok(missing_allows);
-        }
-        let tx = TxEnv {
-            caller: Address::ZERO,
-            gas_limit: RULES_CALL_GAS.min(header.gas_limit),
-            kind: TxKind::Call(contract),
-            data,
-            chain_id: Some(self.chain.chain_id),
-            ..Default::default()
-        };
-        let options = CallOptions {
-            skip_balance_check: true,
-            skip_base_fee: true,
-        };
         let failed = |reason: String| RulesError::CallFailed { contract, reason };
-        match call(&self.chain, store, &header, tx, &[], options) {
-            Ok(ExecutionResult::Success { output, .. }) => {
-                let result = output.into_data();
+        match view_at_head(
+            &self.chain,
+            self.store.as_ref(),
+            contract,
+            data,
+            RULES_CALL_GAS,
+        ) {
+            Ok(result) => {
                 decode_bool_result(&result).map_err(|_| RulesError::BadResult { contract, result })
             }
-            Ok(ExecutionResult::Revert { output, .. }) => Err(failed(format!("reverted {output}"))),
-            Ok(ExecutionResult::Halt { reason, .. }) => Err(failed(format!("halted: {reason:?}"))),
-            Err(err) => Err(failed(err.to_string())),
+            Err(ViewError::NoContract(_)) => {
+                tracing::warn!(%contract, missing_allows, "permissioning contract not found");
+                Ok(missing_allows)
+            }
+            Err(ViewError::State(reason)) => Err(RulesError::State(reason)),
+            Err(err @ (ViewError::Reverted(_) | ViewError::Failed(_))) => {
+                Err(failed(err.to_string()))
+            }
         }
     }
 }

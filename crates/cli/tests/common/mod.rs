@@ -1,30 +1,62 @@
 //! Helpers shared by the process tests.
 
 pub(crate) mod net;
+pub(crate) mod operator;
+pub(crate) mod records;
 
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// First port handed to test nodes; the range ends below Linux's default ephemeral range
 /// (32768–60999), so no outgoing connection — of this test or of any other running beside
 /// it — can be given one of these ports between our choosing it and the node binding it.
 /// (Asking the OS for port 0 and releasing it has exactly that race, and it failed CI.)
 const FIRST: u16 = 10_000;
-/// Ports per test process: the process tests run one per process under nextest, so a
-/// block chosen by pid keeps concurrent processes apart; threads of one process share the
-/// block through [`NEXT`].
+/// Ports per block: each test process starts in a block chosen by its pid and claims each
+/// port with a lock file ([`claim`]), so processes whose pids share a block still never
+/// get the same port; threads of one process share the sequence through [`NEXT`].
 const BLOCK: u16 = 200;
 const BLOCKS: u16 = (32_000 - FIRST) / BLOCK;
 
-static NEXT: AtomicU16 = AtomicU16::new(0);
+static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// A loopback port not used by anything now and not handed out before by this process.
+/// Lock files of the ports this process holds: another test process skips a port whose
+/// lock is held, so two processes whose pids share a block never get the same port. The
+/// locks go when the process exits.
+static HELD: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+
+/// Claims `port` for this process: its lock file, held until exit.
+fn claim(port: u16) -> bool {
+    let dir = std::env::temp_dir().join("healthchain-test-ports");
+    let _ = std::fs::create_dir_all(&dir);
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(port.to_string()))
+    else {
+        return false;
+    };
+    if file.try_lock().is_err() {
+        return false;
+    }
+    HELD.lock().unwrap_or_else(|e| e.into_inner()).push(file);
+    true
+}
+
+/// A loopback port not used by anything now, not handed out before by this process and
+/// not claimed by another test process.
 pub(crate) fn free_port() -> u16 {
-    let base = FIRST + (std::process::id() % u32::from(BLOCKS)) as u16 * BLOCK;
+    let own = std::process::id() % u32::from(BLOCKS);
     loop {
-        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
-        assert!(offset < BLOCK, "test process used more than {BLOCK} ports");
-        let port = base + offset;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(
+            n < u32::from(BLOCK) * 20,
+            "no free test port after {n} tries"
+        );
+        // The process's own block first, then the next ones.
+        let block = (own + n / u32::from(BLOCK)) % u32::from(BLOCKS);
+        let port = FIRST + (block * u32::from(BLOCK) + n % u32::from(BLOCK)) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() && claim(port) {
             return port;
         }
     }
@@ -99,6 +131,8 @@ pub(crate) fn dev_command(datadir: &std::path::Path, http: u16, ws: u16) -> std:
             "200",
             "--p2p-port",
             &free_port_run(4).to_string(),
+            "--blobs-addr",
+            &format!("127.0.0.1:{}", free_port()),
         ]);
     cmd
 }

@@ -21,6 +21,8 @@ pub(crate) struct Node {
     pub(crate) dir: PathBuf,
     pub(crate) rpc: u16,
     pub(crate) metrics: u16,
+    /// The blob API port.
+    pub(crate) blobs: u16,
     pub(crate) child: Option<Child>,
 }
 
@@ -61,7 +63,7 @@ impl Net {
         let n = (validators + followers) as u16;
         // Generated with placeholder ranges, then every port is swapped for one the OS hands
         // out, in every config file (static peers name the other nodes' ports).
-        let (rpc, metrics) = (41_000u16, 43_000u16);
+        let (rpc, metrics, blobs) = (41_000u16, 43_000u16, 44_000u16);
         let p2p = p2p_base.unwrap_or(42_000);
         let status = Command::new(bin())
             .args([
@@ -84,6 +86,8 @@ impl Net {
                 &p2p.to_string(),
                 "--metrics-base-port",
                 &metrics.to_string(),
+                "--blobs-base-port",
+                &blobs.to_string(),
             ])
             .args(extra)
             .stdout(Stdio::null())
@@ -93,17 +97,25 @@ impl Net {
         let mut swaps = Vec::new();
         let mut nodes = Vec::new();
         for i in 0..n {
-            let (r, w, p, m) = (free_port(), free_port(), free_port(), free_port());
+            let (r, w, p, m, b) = (
+                free_port(),
+                free_port(),
+                free_port(),
+                free_port(),
+                free_port(),
+            );
             swaps.push((rpc + 2 * i, r));
             swaps.push((rpc + 2 * i + 1, w));
             if p2p_base.is_none() {
                 swaps.push((p2p + i, p));
             }
             swaps.push((metrics + i, m));
+            swaps.push((blobs + i, b));
             nodes.push(Node {
                 dir: out.join(format!("node{i}")),
                 rpc: r,
                 metrics: m,
+                blobs: b,
                 child: None,
             });
         }
