@@ -64,10 +64,15 @@ impl Cid {
     }
 }
 
+/// Multibase base32 lower case without padding: `b` and the encoding.
+fn base32_multibase(bytes: &[u8]) -> String {
+    let text = data_encoding::BASE32_NOPAD.encode(bytes);
+    format!("b{}", text.to_ascii_lowercase())
+}
+
 impl fmt::Display for Cid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = data_encoding::BASE32_NOPAD.encode(&self.to_bytes());
-        write!(f, "b{}", text.to_ascii_lowercase())
+        f.write_str(&base32_multibase(&self.to_bytes()))
     }
 }
 
@@ -213,12 +218,7 @@ impl UnixfsHasher {
         }
         let mut bytes = vec![0x01, 0x70, 0x12, 0x20];
         bytes.extend_from_slice(level[0].hash.as_slice());
-        format!(
-            "b{}",
-            data_encoding::BASE32_NOPAD
-                .encode(&bytes)
-                .to_ascii_lowercase()
-        )
+        base32_multibase(&bytes)
     }
 }
 
@@ -296,12 +296,7 @@ mod tests {
         // A CIDv1 dag-pb (0x70) of the same digest is another kind.
         let mut dag = cid.to_bytes();
         dag[1] = 0x70;
-        let text = format!(
-            "b{}",
-            data_encoding::BASE32_NOPAD
-                .encode(&dag)
-                .to_ascii_lowercase()
-        );
+        let text = base32_multibase(&dag);
         assert!(matches!(text.parse::<Cid>(), Err(CidError::Unsupported(_))));
     }
 }

@@ -13,7 +13,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use alloy_primitives::{Address, B256, aliases::U40, keccak256};
+use alloy_primitives::{Address, B256, aliases::U40};
 use alloy_sol_types::SolCall;
 use anyhow::{Context, bail, ensure};
 use bytes::Bytes;
@@ -27,7 +27,6 @@ use healthchain_contracts::{Kind, PatientRecord};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::Frame;
 use hyper::{Method, Request, StatusCode};
-use k256::elliptic_curve::sec1::ToEncodedPoint;
 use sha2::Digest;
 
 use crate::client::{Client, RpcArgs};
@@ -100,8 +99,7 @@ enum RecordsCommand {
 
 /// The address of a public key.
 fn address_of(key: &k256::PublicKey) -> Address {
-    let point = key.to_encoded_point(false);
-    Address::from_slice(&keccak256(&point.as_bytes()[1..])[12..])
+    Address::from_public_key(&k256::ecdsa::VerifyingKey::from(key))
 }
 
 fn parse_pubkey(text: &str) -> anyhow::Result<k256::PublicKey> {

@@ -698,10 +698,14 @@ impl BlobService {
     ) -> Result<Response<Body>, Refusal> {
         self.blocking(move |s| s.check_get(signer, &cid, id))
             .await??;
-        if self.store.key(&cid, signer)?.is_none() {
-            self.fetch_from_peers(cid, Some(signer), None).await;
-        }
-        let wrap = self.store.key(&cid, signer)?.ok_or_else(|| {
+        let wrap = match self.store.key(&cid, signer)? {
+            Some(wrap) => Some(wrap),
+            None => {
+                self.fetch_from_peers(cid, Some(signer), None).await;
+                self.store.key(&cid, signer)?
+            }
+        };
+        let wrap = wrap.ok_or_else(|| {
             Refusal::new(StatusCode::NOT_FOUND, format!("no key of blob {cid} is wrapped for {signer}: ask the patient or author to share it"))
         })?;
         let wrap_hex = alloy_primitives::hex::encode(wrap.0);
