@@ -3,6 +3,7 @@
 //! Sits at the top of the stack: it picks the MDBX store and wires the chain spec and
 //! executor together. Nothing depends on it.
 
+mod bench;
 mod chain;
 mod client;
 mod commands;
@@ -126,6 +127,10 @@ enum Command {
     /// Encrypted record payloads: put (encrypt, upload, write the reference, share the
     /// key), get (fetch, decrypt), share (wrap the key for another reader), cid.
     Records(records::RecordsArgs),
+    /// Load a running network and measure it: transfers, record writes and reads, a mix,
+    /// or the papers' ramp-up profile; latency to a committed block from `newHeads`,
+    /// throughput, failures, node CPU and RSS (JSON, markdown, SVG plots).
+    Bench(bench::BenchArgs),
     /// Genesis extraData, as `besu rlp encode|decode` (JSON list of validators ⇄ hex).
     Rlp {
         #[command(subcommand)]
@@ -248,6 +253,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Health(args) => health::health(&args),
         Command::Permissions(args) => permissions::permissions(&args),
         Command::Records(args) => records::records(&args),
+        Command::Bench(args) => bench::bench(&args),
         Command::Rlp {
             command: RlpCommand::Encode(args),
         } => rlp::encode(args.from.as_deref(), args.to.as_deref(), args.kind),

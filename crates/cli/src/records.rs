@@ -95,6 +95,9 @@ enum RecordsCommand {
         /// The file.
         file: PathBuf,
     },
+    /// Bulk-migrate record references (CSV or JSON lines) through transactions, at full
+    /// throughput, with progress.
+    Import(crate::bench::import::ImportArgs),
 }
 
 /// The address of a public key.
@@ -329,6 +332,13 @@ pub(crate) fn records(args: &RecordsArgs) -> anyhow::Result<()> {
         println!("{cid} sha256 {} ipfs-file {unixfs}", cid.sha256());
         return Ok(());
     }
+    if let RecordsCommand::Import(import) = &args.command {
+        return runtime()?.block_on(async {
+            let client = Client::connect(&args.rpc).await?;
+            let (_, records) = resolve(&client, &args.contracts).await?;
+            crate::bench::import::import(import, &args.rpc, records).await
+        });
+    }
     runtime()?.block_on(async {
         let client = Client::connect(&args.rpc).await?;
         let (_, records) = resolve(&client, &args.contracts).await?;
@@ -431,7 +441,9 @@ pub(crate) fn records(args: &RecordsArgs) -> anyhow::Result<()> {
                 let address = blobs.share(cid, *record, &reader, &key).await?;
                 println!("record #{record}: key wrapped for {address}");
             }
-            RecordsCommand::Cid { .. } => unreachable!("handled above"),
+            RecordsCommand::Cid { .. } | RecordsCommand::Import(_) => {
+                unreachable!("handled above")
+            }
         }
         anyhow::Ok(())
     })

@@ -21,6 +21,7 @@ pub use permissioning::{
     ACCOUNT_INGRESS_ADDRESS, ACCOUNT_RULES_ADDRESS, AccountIngress, AccountRules, Admin,
     NODE_INGRESS_ADDRESS, NODE_RULES_ADDRESS, NodeIngress, NodeRules, PERMISSIONING_ADMIN_ADDRESS,
     PermissionedNode, PermissioningGenesis, permissioning_alloc_json, permissioning_predeploy,
+    sender_only_account_rules,
 };
 pub use predeploy::{
     PredeployError, PredeployedAccount, RECORDS_ADDRESS, REGISTRY_ADDRESS, predeploy,

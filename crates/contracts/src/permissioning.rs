@@ -7,7 +7,7 @@
 //! contract and the shared [`Admin`] list, so admins can replace the rules without
 //! reconfiguring any node. See `docs/contracts.md`, "Permissioning contracts".
 
-use alloy_primitives::{Address, B256, Bytes, U256, address};
+use alloy_primitives::{Address, B256, Bytes, U256, address, keccak256};
 use alloy_sol_types::{SolCall, SolConstructor};
 
 use crate::Artifact;
@@ -171,6 +171,32 @@ pub fn permissioning_predeploy(
         )?,
         construct(&Artifact::node_rules()?, NODE_RULES_ADDRESS, &node_rules, 0)?,
     ])
+}
+
+/// The runtime code hashes of an `AccountIngress` and of an `AccountRules` bound to
+/// `ingress`, as this crate builds them. Both answer `transactionAllowed` from the sender
+/// and the state alone, so a node may cache answers per sender for one state when the
+/// ingress at `ingress` and its current rules contract have exactly this code.
+pub fn sender_only_account_rules(ingress: Address) -> Result<(B256, B256), PredeployError> {
+    let ingress_args = AccountIngress::constructorCall {
+        admin: PERMISSIONING_ADMIN_ADDRESS,
+        rules: ACCOUNT_RULES_ADDRESS,
+    }
+    .abi_encode();
+    let rules_args = AccountRules::constructorCall {
+        ingress_: ingress,
+        initialAccounts: Vec::new(),
+    }
+    .abi_encode();
+    let ingress_code = construct(&Artifact::account_ingress()?, ingress, &ingress_args, 0)?.code;
+    let rules_code = construct(
+        &Artifact::account_rules()?,
+        ACCOUNT_RULES_ADDRESS,
+        &rules_args,
+        0,
+    )?
+    .code;
+    Ok((keccak256(&ingress_code), keccak256(&rules_code)))
 }
 
 /// [`permissioning_predeploy`] as `alloc` entries of a genesis JSON.

@@ -12,7 +12,8 @@ use alloy_primitives::{Address, B256, U256};
 use healthchain_chainspec::ChainConfig;
 use healthchain_evm::TransactionSource;
 use healthchain_evm::{
-    BlockError, BlockTemplate, block_hash, build_block_from, execute_recovered, recover_senders,
+    BlockError, BlockTemplate, block_hash, build_block_from, execute_recovered,
+    recover_senders_with,
 };
 use healthchain_ibft::{
     validation::{check_commit_seals, check_header},
@@ -189,7 +190,14 @@ impl Chain {
             remaining: self.max_block_bytes,
             last: 0,
         };
+        let started = std::time::Instant::now();
         let batch = build_block_from(&self.config, self.store.as_ref(), template, &mut source)?;
+        tracing::debug!(
+            number = batch.header.number,
+            txs = batch.body.transactions.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "built block"
+        );
         self.invalid
             .lock()
             .extend(source.inner.invalid().iter().map(|(hash, _)| *hash));
@@ -216,7 +224,15 @@ impl Chain {
                 block.header.timestamp
             )));
         }
+        let started = std::time::Instant::now();
+        let txs = block.body.transactions.len();
         let batch = self.execute(block)?;
+        tracing::debug!(
+            number = batch.header.number,
+            txs,
+            ms = started.elapsed().as_millis() as u64,
+            "validated proposal"
+        );
         self.cache(batch);
         Ok(())
     }
@@ -225,7 +241,9 @@ impl Chain {
     /// account rules at the head's state (the block's parent: blocks extend the head only).
     /// This is consensus-critical: a proposal with a sender the rules refuse is invalid.
     fn execute(&self, block: Block) -> Result<BlockBatch, EngineError> {
-        let recovered = recover_senders(&self.config, block)?;
+        // Senders the pool recovered at admission are not recovered again.
+        let recovered =
+            recover_senders_with(&self.config, block, |hashes| self.pool.senders_of(hashes))?;
         if let Some(filter) = self.pool.filter() {
             let txs = &recovered.block.body.transactions;
             for (index, (tx, sender)) in txs.iter().zip(&recovered.senders).enumerate() {
@@ -276,7 +294,9 @@ impl Chain {
         let observed = batch.clone();
         // Checked before the commit: after it, the block is the head whatever else fails.
         let tally = self.sets.lock().tally_of(&header, &parent_tally)?;
+        let started = std::time::Instant::now();
         self.store.commit_block(batch)?;
+        let committed_ms = started.elapsed().as_millis() as u64;
         self.sets.lock().remember(header.number, tally.clone());
         // The block is final and stored: what follows only tidies up, and a failure there
         // must not hide the new head from consensus.
@@ -293,6 +313,12 @@ impl Chain {
                 Vec::new()
             }
         };
+        tracing::debug!(
+            number = header.number,
+            commit_ms = committed_ms,
+            total_ms = started.elapsed().as_millis() as u64,
+            "imported block"
+        );
         self.observer.on_block(&observed, &promoted);
         if let Err(err) = self.store.prune_votes(header.number + 1) {
             tracing::warn!(%err, "pruning old consensus votes failed");

@@ -22,7 +22,9 @@ pub use execute::{
     execute_selected, execute_transactions, tx_env,
 };
 pub use rules::{BlockRules, blob_params, spec_id};
-pub use validate::{block_hash, recover_senders, validate_body, validate_header};
+pub use validate::{
+    block_hash, recover_senders, recover_senders_with, validate_body, validate_header,
+};
 
 use alloy_primitives::B256;
 use healthchain_chainspec::{ChainConfig, Genesis};

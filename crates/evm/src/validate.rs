@@ -2,7 +2,7 @@
 
 use alloy_consensus::{proofs, transaction::SignerRecoverable};
 use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256};
 use healthchain_chainspec::{ChainConfig, Hardfork};
 use healthchain_primitives::{Block, Header, RecoveredBlock};
 
@@ -29,19 +29,60 @@ pub fn block_hash(config: &ChainConfig, header: &Header) -> Result<B256, BlockEr
 
 /// Recovers every sender once; the block's hash is computed here too.
 pub fn recover_senders(config: &ChainConfig, block: Block) -> Result<RecoveredBlock, BlockError> {
-    let senders = block
-        .body
-        .transactions
-        .iter()
-        .enumerate()
-        .map(|(index, tx)| {
-            tx.recover_signer()
-                .map_err(|e| BlockError::InvalidSignature {
-                    index,
-                    reason: e.to_string(),
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    recover_senders_with(config, block, |_| Vec::new())
+}
+
+/// Blocks with at least this many unknown senders are recovered on every core.
+const PARALLEL_RECOVERY: usize = 64;
+
+/// [`recover_senders`] reusing senders the node already recovered: `known(hash)` gives the
+/// sender of a transaction it has seen (its pool recovered each one at admission; a
+/// transaction hash commits to the signature, so the same hash has the same sender). The
+/// others are recovered here, split across the cores when there are many.
+pub fn recover_senders_with(
+    config: &ChainConfig,
+    block: Block,
+    known: impl Fn(&[B256]) -> Vec<Option<Address>>,
+) -> Result<RecoveredBlock, BlockError> {
+    let txs = &block.body.transactions;
+    let hashes: Vec<B256> = txs.iter().map(|tx| *tx.tx_hash()).collect();
+    let mut senders = known(&hashes);
+    senders.resize(txs.len(), None);
+    let missing: Vec<usize> = (0..txs.len()).filter(|i| senders[*i].is_none()).collect();
+    let recover = |index: usize| {
+        txs[index]
+            .recover_signer()
+            .map_err(|e| BlockError::InvalidSignature {
+                index,
+                reason: e.to_string(),
+            })
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let recovered: Vec<Result<Address, BlockError>> =
+        if missing.len() >= PARALLEL_RECOVERY && threads > 1 {
+            let chunk = missing.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let parts: Vec<_> = missing
+                    .chunks(chunk)
+                    .map(|part| {
+                        scope.spawn(move || part.iter().map(|i| recover(*i)).collect::<Vec<_>>())
+                    })
+                    .collect();
+                parts
+                    .into_iter()
+                    .flat_map(|p| match p.join() {
+                        Ok(results) => results,
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    })
+                    .collect()
+            })
+        } else {
+            missing.iter().map(|i| recover(*i)).collect()
+        };
+    for (index, result) in missing.iter().zip(recovered) {
+        senders[*index] = Some(result?);
+    }
+    let senders = senders.into_iter().flatten().collect();
     let hash = block_hash(config, &block.header)?;
     Ok(RecoveredBlock {
         block,

@@ -249,3 +249,60 @@ fn building_from_a_source_leaves_out_invalid_and_oversized_transactions() {
     };
     assert_eq!(execute_block(&config(), &follower, block).unwrap(), batch);
 }
+
+#[test]
+fn known_senders_are_reused_and_the_rest_recovered_in_parallel() {
+    use healthchain_evm::{recover_senders, recover_senders_with};
+    // 100 transactions: above the parallel threshold.
+    let producer = MemoryStore::default();
+    let batches = generate_chain(&producer, 16, 1, 100, Workload::Transfers);
+    let block = Block {
+        header: batches[0].header.clone(),
+        body: batches[0].body.clone(),
+    };
+    let serial = recover_senders(&config(), block.clone()).unwrap();
+    assert_eq!(serial.senders.len(), 100);
+    // Every other sender "known" (as if from the pool), the others recovered.
+    let known = |hashes: &[B256]| {
+        hashes
+            .iter()
+            .enumerate()
+            .map(|(i, _)| (i % 2 == 0).then(|| serial.senders[i]))
+            .collect()
+    };
+    let mixed = recover_senders_with(&config(), block.clone(), known).unwrap();
+    assert_eq!(mixed.senders, serial.senders);
+    assert_eq!(mixed.hash, serial.hash);
+    // A known sender is trusted as given: that is why only the pool's own recoveries may
+    // be passed in (a wrong one shows up here, not silently elsewhere).
+    let stranger = alloy_primitives::Address::repeat_byte(7);
+    let lying = recover_senders_with(&config(), block.clone(), |h: &[B256]| {
+        let mut v = vec![None; h.len()];
+        v[3] = Some(stranger);
+        v
+    })
+    .unwrap();
+    assert_eq!(lying.senders[3], stranger);
+    assert_eq!(lying.senders[4], serial.senders[4]);
+    // A bad signature (r = 0) among the recovered ones is still refused, with its index.
+    let mut bad = block;
+    let tx = bad.body.transactions[51].clone();
+    let alloy_consensus::TxEnvelope::Eip1559(signed) = tx else {
+        panic!("fixture transfers are EIP-1559")
+    };
+    let (inner, _, _) = signed.into_parts();
+    let broken = alloy_primitives::Signature::new(
+        alloy_primitives::U256::ZERO,
+        alloy_primitives::U256::from(1),
+        false,
+    );
+    bad.body.transactions[51] =
+        alloy_consensus::TxEnvelope::Eip1559(alloy_consensus::Signed::new_unhashed(inner, broken));
+    let Err(err) = recover_senders_with(&config(), bad, |_: &[B256]| Vec::new()) else {
+        panic!("a block with an unrecoverable signature was accepted");
+    };
+    assert!(
+        matches!(err, BlockError::InvalidSignature { index: 51, .. }),
+        "{err:?}"
+    );
+}

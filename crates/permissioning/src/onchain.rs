@@ -3,16 +3,22 @@
 //! makes it. Nothing is written.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use alloy_consensus::Transaction as _;
-use alloy_primitives::{Address, Bytes, TxKind, U256};
+use std::collections::HashMap;
+
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy_sol_types::SolCall;
 use healthchain_chainspec::ChainConfig;
 use healthchain_contracts::permissioning::{
-    connection_allowed_calldata, decode_bool_result, transaction_allowed_calldata,
+    AccountIngress, connection_allowed_calldata, decode_bool_result, sender_only_account_rules,
+    transaction_allowed_calldata,
 };
 use healthchain_evm::{ViewError, view_at_head};
 use healthchain_primitives::Transaction;
 use healthchain_storage_api::ChainStore;
+use parking_lot::Mutex;
 
 /// Most gas one rules call may use (Besu: the RPC gas cap, never above the block's limit).
 const RULES_CALL_GAS: u64 = 50_000_000;
@@ -47,6 +53,21 @@ pub struct OnchainRules {
     chain: Arc<ChainConfig>,
     accounts: Option<Address>,
     nodes: Option<Address>,
+    /// Code hashes of the ingress and rules contracts whose answers depend only on the
+    /// sender ([`sender_only_account_rules`]).
+    sender_only: Option<(B256, B256)>,
+    /// Answers per sender at one head, while the contracts are those.
+    answers: Mutex<SenderAnswers>,
+    /// `transactionAllowed` calls made in the EVM (not answered from the cache).
+    account_calls: AtomicU64,
+}
+
+/// `transactionAllowed` answers by sender, valid for the state of block `head`.
+#[derive(Default)]
+struct SenderAnswers {
+    head: B256,
+    cacheable: bool,
+    by_sender: HashMap<Address, bool>,
 }
 
 impl std::fmt::Debug for OnchainRules {
@@ -66,12 +87,54 @@ impl OnchainRules {
         accounts: Option<Address>,
         nodes: Option<Address>,
     ) -> Self {
+        let sender_only = accounts.and_then(|ingress| match sender_only_account_rules(ingress) {
+            Ok(hashes) => Some(hashes),
+            Err(err) => {
+                tracing::warn!(%err, "building the reference account rules; answers will not be cached");
+                None
+            }
+        });
         Self {
             store,
             chain,
             accounts,
             nodes,
+            sender_only,
+            answers: Mutex::new(SenderAnswers::default()),
+            account_calls: AtomicU64::new(0),
         }
+    }
+
+    /// How many `transactionAllowed` calls ran in the EVM so far (the others were answered
+    /// from the per-sender cache).
+    pub fn account_rule_calls(&self) -> u64 {
+        self.account_calls.load(Ordering::Relaxed)
+    }
+
+    /// Whether, at the head, the ingress and its rules contract are the sender-only ones.
+    fn sender_only_at_head(&self, ingress: Address) -> bool {
+        let Some((ingress_hash, rules_hash)) = self.sender_only else {
+            return false;
+        };
+        let code_is = |address: Address, hash: B256| matches!(self.store.account(address), Ok(Some(account)) if account.code_hash == hash);
+        if !code_is(ingress, ingress_hash) {
+            return false;
+        }
+        // The ingress's registry entry "rules" (a left-aligned bytes32 string).
+        let mut name = B256::ZERO;
+        name[..5].copy_from_slice(b"rules");
+        let data = AccountIngress::getContractAddressCall { name }.abi_encode();
+        let rules = match view_at_head(
+            &self.chain,
+            self.store.as_ref(),
+            ingress,
+            data.into(),
+            RULES_CALL_GAS,
+        ) {
+            Ok(out) if out.len() == 32 => Address::from_slice(&out[12..]),
+            _ => return false,
+        };
+        code_is(rules, rules_hash)
     }
 
     /// Whether account rules are consulted.
@@ -109,7 +172,34 @@ impl OnchainRules {
             U256::from(tx.gas_limit()),
             tx.input().clone(),
         );
-        self.ask(contract, data, true)
+        // With the reference contracts the answer is the sender's at this state: it is
+        // asked once per sender per block instead of once per transaction.
+        let head = match self.store.head() {
+            Ok(Some((_, head))) => head,
+            _ => return self.ask(contract, data, true),
+        };
+        {
+            let mut answers = self.answers.lock();
+            if answers.head != head {
+                *answers = SenderAnswers {
+                    head,
+                    cacheable: self.sender_only_at_head(contract),
+                    by_sender: HashMap::new(),
+                };
+            }
+            if answers.cacheable
+                && let Some(answer) = answers.by_sender.get(&sender)
+            {
+                return Ok(*answer);
+            }
+        }
+        self.account_calls.fetch_add(1, Ordering::Relaxed);
+        let answer = self.ask(contract, data, true)?;
+        let mut answers = self.answers.lock();
+        if answers.head == head && answers.cacheable {
+            answers.by_sender.insert(sender, answer);
+        }
+        Ok(answer)
     }
 
     /// `NodeIngress.connectionAllowed(enodeId, host, port)` at the head; `Ok(true)` when

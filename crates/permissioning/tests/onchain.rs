@@ -27,6 +27,45 @@ fn listed_senders_are_allowed_and_others_refused() {
 }
 
 #[test]
+fn the_reference_rules_are_asked_once_per_sender_per_block() {
+    let (store, chain) = chain(&[]);
+    let rules = rules(&store, &chain);
+    for nonce in 0..5 {
+        let tx = listed().transfer(nonce, Address::repeat_byte(nonce as u8 + 1), U256::from(1));
+        assert!(rules.transaction_allowed(&tx, listed().address).unwrap());
+        let tx = stranger().transfer(nonce, TARGET, U256::from(1));
+        assert!(!rules.transaction_allowed(&tx, stranger().address).unwrap());
+    }
+    assert_eq!(rules.account_rule_calls(), 2, "one EVM call per sender");
+}
+
+#[test]
+fn other_rules_contracts_are_asked_for_every_transaction() {
+    // A rules contract (behind the genesis ingress) that allows by target, not by sender:
+    // PUSH1 0x24 CALLDATALOAD PUSH20 TARGET EQ PUSH1 0 MSTORE PUSH1 0x20 PUSH1 0 RETURN.
+    let mut code = vec![0x60, 0x24, 0x35, 0x73];
+    code.extend_from_slice(TARGET.as_slice());
+    code.extend_from_slice(&[0x14, 0x60, 0x00, 0x52, 0x60, 0x20, 0x60, 0x00, 0xf3]);
+    let by_target = GenesisAccount {
+        code: code.into(),
+        nonce: 1,
+        ..Default::default()
+    };
+    let (store, chain) = chain(&[(
+        healthchain_contracts::permissioning::ACCOUNT_RULES_ADDRESS,
+        by_target,
+    )]);
+    let rules = rules(&store, &chain);
+    let sender = stranger().address;
+    let to_target = stranger().transfer(0, TARGET, U256::from(1));
+    let elsewhere = stranger().transfer(0, Address::repeat_byte(9), U256::from(1));
+    assert!(rules.transaction_allowed(&to_target, sender).unwrap());
+    assert!(!rules.transaction_allowed(&elsewhere, sender).unwrap());
+    assert!(rules.transaction_allowed(&to_target, sender).unwrap());
+    assert_eq!(rules.account_rule_calls(), 3, "no answer was reused");
+}
+
+#[test]
 fn node_rules_match_id_host_and_port_and_inbound_port_zero() {
     let (store, chain) = chain(&[]);
     let rules = rules(&store, &chain);

@@ -144,6 +144,16 @@ impl SharedPool {
         self.lock().get(hash)
     }
 
+    /// The senders of the pooled transactions among `hashes` (recovered at admission), in
+    /// order; `None` for a transaction not in the pool. One lock for the whole list.
+    pub fn senders_of(&self, hashes: &[B256]) -> Vec<Option<Address>> {
+        let pool = self.lock();
+        hashes
+            .iter()
+            .map(|h| pool.get(h).map(|t| t.sender))
+            .collect()
+    }
+
     /// The next nonce for `sender` counting its executable pooled transactions.
     pub fn pending_nonce(&self, sender: Address, state_nonce: u64) -> u64 {
         self.lock().pending_nonce(sender, state_nonce)

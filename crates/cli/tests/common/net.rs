@@ -20,6 +20,8 @@ pub(crate) fn bin() -> &'static str {
 pub(crate) struct Node {
     pub(crate) dir: PathBuf,
     pub(crate) rpc: u16,
+    /// The WebSocket JSON-RPC port.
+    pub(crate) ws: u16,
     pub(crate) metrics: u16,
     /// The blob API port.
     pub(crate) blobs: u16,
@@ -114,6 +116,7 @@ impl Net {
             nodes.push(Node {
                 dir: out.join(format!("node{i}")),
                 rpc: r,
+                ws: w,
                 metrics: m,
                 blobs: b,
                 child: None,
