@@ -233,11 +233,7 @@ impl Client {
             access_list: Default::default(),
             input: data,
         };
-        let signature = key
-            .sign(tx.signature_hash())
-            .context("signing the transaction")?;
-        let envelope = TxEnvelope::from(tx.into_signed(*signature.inner()));
-        let raw = Bytes::from(envelope.encoded_2718());
+        let raw = Bytes::from(sign(key, tx)?.encoded_2718());
         let hash: B256 = self
             .request("eth_sendRawTransaction", rpc_params![raw])
             .await?;
@@ -289,6 +285,14 @@ impl Client {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// `tx` signed by `key`, as an envelope (its hash and EIP-2718 bytes from alloy).
+pub(crate) fn sign(key: &NodeKey, tx: TxEip1559) -> anyhow::Result<TxEnvelope> {
+    let signature = key
+        .sign(tx.signature_hash())
+        .context("signing the transaction")?;
+    Ok(TxEnvelope::from(tx.into_signed(*signature.inner())))
 }
 
 pub(crate) fn hex_u64(value: &Value) -> Option<u64> {

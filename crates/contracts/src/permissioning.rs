@@ -121,16 +121,8 @@ pub fn permissioning_predeploy(
         initialAdmins: genesis.admins.clone(),
     }
     .abi_encode();
-    let account_ingress = AccountIngress::constructorCall {
-        admin: PERMISSIONING_ADMIN_ADDRESS,
-        rules: ACCOUNT_RULES_ADDRESS,
-    }
-    .abi_encode();
-    let account_rules = AccountRules::constructorCall {
-        ingress_: ACCOUNT_INGRESS_ADDRESS,
-        initialAccounts: genesis.accounts.clone(),
-    }
-    .abi_encode();
+    let account_ingress = account_ingress_args();
+    let account_rules = account_rules_args(ACCOUNT_INGRESS_ADDRESS, genesis.accounts.clone());
     let node_ingress = NodeIngress::constructorCall {
         admin: PERMISSIONING_ADMIN_ADDRESS,
         rules: NODE_RULES_ADDRESS,
@@ -173,21 +165,31 @@ pub fn permissioning_predeploy(
     ])
 }
 
+/// `AccountIngress`'s constructor arguments: the genesis admin list and rules contract.
+fn account_ingress_args() -> Vec<u8> {
+    AccountIngress::constructorCall {
+        admin: PERMISSIONING_ADMIN_ADDRESS,
+        rules: ACCOUNT_RULES_ADDRESS,
+    }
+    .abi_encode()
+}
+
+/// `AccountRules`'s constructor arguments: its ingress and first accounts.
+fn account_rules_args(ingress: Address, accounts: Vec<Address>) -> Vec<u8> {
+    AccountRules::constructorCall {
+        ingress_: ingress,
+        initialAccounts: accounts,
+    }
+    .abi_encode()
+}
+
 /// The runtime code hashes of an `AccountIngress` and of an `AccountRules` bound to
 /// `ingress`, as this crate builds them. Both answer `transactionAllowed` from the sender
 /// and the state alone, so a node may cache answers per sender for one state when the
 /// ingress at `ingress` and its current rules contract have exactly this code.
 pub fn sender_only_account_rules(ingress: Address) -> Result<(B256, B256), PredeployError> {
-    let ingress_args = AccountIngress::constructorCall {
-        admin: PERMISSIONING_ADMIN_ADDRESS,
-        rules: ACCOUNT_RULES_ADDRESS,
-    }
-    .abi_encode();
-    let rules_args = AccountRules::constructorCall {
-        ingress_: ingress,
-        initialAccounts: Vec::new(),
-    }
-    .abi_encode();
+    let ingress_args = account_ingress_args();
+    let rules_args = account_rules_args(ingress, Vec::new());
     let ingress_code = construct(&Artifact::account_ingress()?, ingress, &ingress_args, 0)?.code;
     let rules_code = construct(
         &Artifact::account_rules()?,

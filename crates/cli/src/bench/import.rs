@@ -307,14 +307,10 @@ pub(crate) async fn import(
         .collect();
     let tracker = Arc::new(Tracker::new());
     let follower = super::tracker::follow(&args.ws_url, tracker.clone()).await?;
-    let mut procs: Vec<(String, u32)> = args
-        .pids
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (format!("node{i}"), *p))
-        .collect();
-    procs.push(("healthchain records import".into(), std::process::id()));
-    let sampler = procs::Sampler::start(procs);
+    let sampler = procs::Sampler::start(procs::nodes_and_self(
+        &args.pids,
+        "healthchain records import",
+    ));
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -330,31 +326,29 @@ pub(crate) async fn import(
 
     // Pass 2: sign and send.
     let start = tracker.restart();
-    let in_flight: Arc<Vec<AtomicUsize>> =
-        Arc::new(senders.iter().map(|_| AtomicUsize::new(0)).collect());
-    let reverted: Arc<Mutex<Vec<u64>>> = Arc::default();
-    let done = Arc::new(AtomicUsize::new(0));
-    let mut batch: Vec<SignedTx> = Vec::new();
-    let mut waits: Vec<(usize, u64, oneshot::Receiver<super::tracker::Included>)> = Vec::new();
-    let mut refused: Option<(u64, String, usize)> = None;
+    let mut pipe = Pipeline {
+        rpc: &rpc,
+        tracker: tracker.clone(),
+        batch: Vec::new(),
+        waits: Vec::new(),
+        in_flight: Arc::new(senders.iter().map(|_| AtomicUsize::new(0)).collect()),
+        reverted: Arc::default(),
+        done: Arc::default(),
+        bar: bar.clone(),
+    };
+    let mut refused: Option<Refusal> = None;
     let mut sent = 0u64;
     let chain = rpc.chain_id;
     for row in rows(&args.file, format)?.skip(usize::try_from(args.skip).unwrap_or(usize::MAX)) {
         let row = row?;
         let a = author_of(&row, &index, single)?;
-        while in_flight[a].load(Ordering::Relaxed) >= PER_AUTHOR || tracker.waiting() >= args.window
+        while refused.is_none()
+            && (pipe.in_flight[a].load(Ordering::Relaxed) >= PER_AUTHOR
+                || tracker.waiting() >= args.window)
         {
-            if !batch.is_empty() {
-                refused = flush(
-                    &rpc, &tracker, &mut batch, &mut waits, &in_flight, &reverted, &done, &bar,
-                )
-                .await;
-                if refused.is_some() {
-                    break;
-                }
-            }
+            refused = pipe.flush().await;
             tokio::time::sleep(Duration::from_millis(5)).await;
-            bar.set_position(done.load(Ordering::Relaxed) as u64);
+            pipe.show_progress();
         }
         if refused.is_some() {
             break;
@@ -368,28 +362,19 @@ pub(crate) async fn import(
         }
         .abi_encode();
         let tx = senders[a].sign(chain, records, U256::ZERO, WRITE_GAS, data.into())?;
-        let (notify, wait) = oneshot::channel();
-        tracker.expect(tx.hash, Some(Op::Write), Some(notify));
-        in_flight[a].fetch_add(1, Ordering::Relaxed);
-        batch.push(tx);
-        waits.push((a, row.line, wait));
+        pipe.push(a, row.line, tx);
         sent += 1;
-        if batch.len() >= BATCH {
-            refused = flush(
-                &rpc, &tracker, &mut batch, &mut waits, &in_flight, &reverted, &done, &bar,
-            )
-            .await;
+        if pipe.batch.len() >= BATCH {
+            refused = pipe.flush().await;
             if refused.is_some() {
                 break;
             }
         }
     }
-    if refused.is_none() && !batch.is_empty() {
-        refused = flush(
-            &rpc, &tracker, &mut batch, &mut waits, &in_flight, &reverted, &done, &bar,
-        )
-        .await;
+    if refused.is_none() {
+        refused = pipe.flush().await;
     }
+    let Pipeline { reverted, done, .. } = pipe;
     bar.set_message("waiting for the last blocks");
     let deadline = Instant::now() + Duration::from_secs(120);
     while tracker.waiting() > 0 && Instant::now() < deadline {
@@ -458,55 +443,90 @@ fn line_index(path: &Path, format: Format, line: u64) -> anyhow::Result<u64> {
     Ok(n)
 }
 
-/// Sends the batch; a task then waits for each record's block. Returns the first refusal
-/// (line, reason, how many of the batch's later records were accepted).
-#[allow(clippy::too_many_arguments)]
-async fn flush(
-    rpc: &Rpc,
-    tracker: &Arc<Tracker>,
-    batch: &mut Vec<SignedTx>,
-    waits: &mut Vec<(usize, u64, oneshot::Receiver<super::tracker::Included>)>,
-    in_flight: &Arc<Vec<AtomicUsize>>,
-    reverted: &Arc<Mutex<Vec<u64>>>,
-    done: &Arc<AtomicUsize>,
-    bar: &ProgressBar,
-) -> Option<(u64, String, usize)> {
-    let txs = std::mem::take(batch);
-    let mut pending = std::mem::take(waits);
-    let results = rpc.send(&txs).await;
-    let mut refused: Option<(u64, String, usize)> = None;
-    let mut keep = Vec::with_capacity(pending.len());
-    for ((tx, result), (a, line, wait)) in txs.iter().zip(results).zip(pending.drain(..)) {
-        match result {
-            Ok(()) => {
-                if let Some(r) = refused.as_mut() {
-                    r.2 += 1;
-                }
-                keep.push((a, line, wait));
-            }
-            Err(why) => {
-                tracker.refused(tx.hash, why.clone());
-                in_flight[a].fetch_sub(1, Ordering::Relaxed);
-                if refused.is_none() {
-                    refused = Some((line, why, 0));
-                }
-            }
-        }
+/// The first record the node refused: its line, the reason, and how many later records
+/// of the same batch it accepted.
+type Refusal = (u64, String, usize);
+
+/// Records signed and sent but not yet included, shared with the tasks that wait for
+/// their blocks.
+struct Pipeline<'a> {
+    rpc: &'a Rpc,
+    tracker: Arc<Tracker>,
+    /// Signed, not sent yet.
+    batch: Vec<SignedTx>,
+    /// (author, line, inclusion) of each batched record.
+    waits: Vec<(usize, u64, oneshot::Receiver<super::tracker::Included>)>,
+    /// Records in flight per author.
+    in_flight: Arc<Vec<AtomicUsize>>,
+    /// Lines whose transaction reverted.
+    reverted: Arc<Mutex<Vec<u64>>>,
+    /// Records included.
+    done: Arc<AtomicUsize>,
+    bar: ProgressBar,
+}
+
+impl Pipeline<'_> {
+    /// Adds author `a`'s record from `line` to the next batch.
+    fn push(&mut self, a: usize, line: u64, tx: SignedTx) {
+        let (notify, wait) = oneshot::channel();
+        self.tracker.expect(tx.hash, Some(Op::Write), Some(notify));
+        self.in_flight[a].fetch_add(1, Ordering::Relaxed);
+        self.batch.push(tx);
+        self.waits.push((a, line, wait));
     }
-    let (in_flight, reverted, counter) = (in_flight.clone(), reverted.clone(), done.clone());
-    tokio::spawn(async move {
-        for (a, line, wait) in keep {
-            if let Ok(included) = wait.await {
-                if !included.ok {
-                    reverted.lock().push(line);
-                }
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
-            in_flight[a].fetch_sub(1, Ordering::Relaxed);
+
+    fn show_progress(&self) {
+        self.bar
+            .set_position(self.done.load(Ordering::Relaxed) as u64);
+    }
+
+    /// Sends the batch (if any); a task then waits for each record's block. Returns the
+    /// first refusal.
+    async fn flush(&mut self) -> Option<Refusal> {
+        if self.batch.is_empty() {
+            return None;
         }
-    });
-    bar.set_position(done.load(Ordering::Relaxed) as u64);
-    refused
+        let txs = std::mem::take(&mut self.batch);
+        let waits = std::mem::take(&mut self.waits);
+        let results = self.rpc.send(&txs).await;
+        let mut refused: Option<Refusal> = None;
+        let mut keep = Vec::with_capacity(waits.len());
+        for ((tx, result), (a, line, wait)) in txs.iter().zip(results).zip(waits) {
+            match result {
+                Ok(()) => {
+                    if let Some(r) = refused.as_mut() {
+                        r.2 += 1;
+                    }
+                    keep.push((a, line, wait));
+                }
+                Err(why) => {
+                    self.tracker.refused(tx.hash, why.clone());
+                    self.in_flight[a].fetch_sub(1, Ordering::Relaxed);
+                    if refused.is_none() {
+                        refused = Some((line, why, 0));
+                    }
+                }
+            }
+        }
+        let (in_flight, reverted, done) = (
+            self.in_flight.clone(),
+            self.reverted.clone(),
+            self.done.clone(),
+        );
+        tokio::spawn(async move {
+            for (a, line, wait) in keep {
+                if let Ok(included) = wait.await {
+                    if !included.ok {
+                        reverted.lock().push(line);
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                in_flight[a].fetch_sub(1, Ordering::Relaxed);
+            }
+        });
+        self.show_progress();
+        refused
+    }
 }
 
 /// Options of `healthchain bench prepare-import`.

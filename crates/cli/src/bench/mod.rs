@@ -334,13 +334,7 @@ async fn run(args: &RunArgs) -> anyhow::Result<()> {
     .await?;
     eprintln!("set-up done in {:.1} s", began.elapsed().as_secs_f64());
 
-    let mut procs: Vec<(String, u32)> = args
-        .pids
-        .iter()
-        .enumerate()
-        .map(|(i, pid)| (format!("node{i}"), *pid))
-        .collect();
-    procs.push(("healthchain bench".into(), std::process::id()));
+    let procs = procs::nodes_and_self(&args.pids, "healthchain bench");
     let users = Arc::new(AtomicUsize::new(0));
     let (load_text, users_series) = match load {
         Load::Open(rate) => {
@@ -511,17 +505,15 @@ fn presign(args: &RunArgs, rpc: &Rpc, cast: Cast, rate: u64) -> anyhow::Result<V
             }
         }
     });
-    let mut columns = columns.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    let mut columns: Vec<std::vec::IntoIter<Job>> = columns
+        .into_iter()
+        .map(|c| c.map(Vec::into_iter))
+        .collect::<anyhow::Result<_>>()?;
     let mut jobs = Vec::with_capacity(total);
-    for n in 0..per_sender {
-        for column in &mut columns {
-            if jobs.len() < total
-                && let Some(job) = column.get_mut(n)
-            {
-                jobs.push(std::mem::replace(job, Job::Call(Op::Read, Bytes::new())));
-            }
-        }
+    for _ in 0..per_sender {
+        jobs.extend(columns.iter_mut().filter_map(Iterator::next));
     }
+    jobs.truncate(total);
     Ok(jobs)
 }
 

@@ -23,6 +23,18 @@ pub(crate) struct NodeUsage {
 /// architecture it reports to user space).
 const TICKS_PER_SECOND: f64 = 100.0;
 
+/// The processes a run samples: the nodes (`node0`, `node1`, … in the order given) and
+/// this tool itself, labelled `tool`.
+pub(crate) fn nodes_and_self(pids: &[u32], tool: &str) -> Vec<(String, u32)> {
+    let mut procs: Vec<(String, u32)> = pids
+        .iter()
+        .enumerate()
+        .map(|(i, pid)| (format!("node{i}"), *pid))
+        .collect();
+    procs.push((tool.to_string(), std::process::id()));
+    procs
+}
+
 /// Total user + system CPU ticks and resident bytes of `pid`, if it still runs.
 pub(crate) fn read(pid: u32) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

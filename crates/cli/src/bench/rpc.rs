@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy_consensus::TxEip1559;
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
 use anyhow::Context;
@@ -64,16 +64,11 @@ impl Sender {
             access_list: Default::default(),
             input,
         };
-        let signature = self
-            .key
-            .sign(tx.signature_hash())
-            .context("signing a transaction")?;
-        let envelope = TxEnvelope::from(tx.into_signed(*signature.inner()));
-        let raw = Bytes::from(envelope.encoded_2718());
+        let envelope = crate::client::sign(&self.key, tx)?;
         self.nonce += 1;
         Ok(SignedTx {
-            hash: keccak256(&raw),
-            raw,
+            hash: *envelope.tx_hash(),
+            raw: envelope.encoded_2718().into(),
         })
     }
 }

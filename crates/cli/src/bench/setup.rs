@@ -10,6 +10,7 @@ use alloy_primitives::aliases::U40;
 use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_sol_types::{SolCall, SolEvent};
 use anyhow::{Context, bail};
+use healthchain_contracts::permissioning::decode_bool_result;
 use healthchain_contracts::{
     ACCOUNT_INGRESS_ADDRESS, ACCOUNT_RULES_ADDRESS, AccountRules, HealthRegistry, Kind,
     PatientRecord, RECORDS_ADDRESS, REGISTRY_ADDRESS,
@@ -154,11 +155,11 @@ fn role_of(result: &Result<Bytes, String>) -> anyhow::Result<(u8, bool)> {
     Ok((decoded.role, decoded.active))
 }
 
+/// Whether a call answered ABI `true`.
 fn flag(result: &Result<Bytes, String>) -> bool {
     result
         .as_ref()
-        .ok()
-        .is_some_and(|d| d.len() == 32 && d[31] == 1)
+        .is_ok_and(|d| matches!(decode_bool_result(d), Ok(true)))
 }
 
 /// Prepares `count` senders of `seed` (and their patients) for a workload that `needs`.
